@@ -1,0 +1,216 @@
+"""Sessions in the project's database (model ``SecureSession``).
+
+Each operation is one query: a load is one ``SELECT`` by primary key, an update one
+conditional ``UPDATE`` (which is also what keeps a revoked session from coming back),
+a creation one ``INSERT``, with no ``exists()`` probe before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any, Final
+
+from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Field, QuerySet
+
+from ..models import SecureSession
+from .base import (
+    PendingWrite,
+    SecureSessionBase,
+    SessionInfo,
+    SessionMeta,
+    StoredRecord,
+    epoch_to_datetime,
+    now_epoch,
+)
+
+# The columns a load reads, in the order of _meta_from_row().
+_COLUMNS: Final = (
+    "data",
+    "user_id",
+    "created",
+    "last_activity",
+    "last_auth",
+    "absolute_expiry",
+    "expire_date",
+    "ip",
+    "ua_digest",
+    "user_agent",
+    "browser",
+    "os",
+    "device",
+)
+
+Row = tuple[Any, ...]
+
+
+def _epoch(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def _meta_from_row(row: Row) -> SessionMeta:
+    (_, user_id, created, last_activity, last_auth, absolute, expires, *client) = row
+    return SessionMeta(
+        None if user_id is None else str(user_id),
+        _epoch(created) or 0,
+        _epoch(last_activity) or 0,
+        _epoch(last_auth),
+        _epoch(absolute),
+        _epoch(expires) or 0,
+        *client,
+    )
+
+
+@cache
+def _user_pk_field() -> Field[Any, Any]:
+    target: Field[Any, Any] = SecureSession._meta.get_field("user").target_field  # type: ignore[union-attr]
+    return target
+
+
+def _user_pk(user_id: str | None) -> Any:
+    """The session's user id (a string, as Django keeps it) as the user's pk type."""
+    return None if user_id is None else _user_pk_field().to_python(user_id)
+
+
+def _columns(meta: SessionMeta) -> dict[str, Any]:
+    """The values of every meta column, ready for an INSERT or an UPDATE."""
+    return {
+        "user_id": _user_pk(meta.user_id),
+        "created": epoch_to_datetime(meta.created),
+        "last_activity": epoch_to_datetime(meta.last_activity),
+        "last_auth": epoch_to_datetime(meta.last_auth),
+        "absolute_expiry": epoch_to_datetime(meta.absolute_expiry),
+        "expire_date": epoch_to_datetime(meta.expires),
+        "ip": meta.ip,
+        "ua_digest": meta.ua_digest,
+        "user_agent": meta.user_agent,
+        "browser": meta.browser,
+        "os": meta.os,
+        "device": meta.device,
+    }
+
+
+def _touch_columns(meta: SessionMeta) -> dict[str, Any]:
+    # A refresh writes only these, so it can't undo data saved by a concurrent request.
+    return {
+        "last_activity": epoch_to_datetime(meta.last_activity),
+        "expire_date": epoch_to_datetime(meta.expires),
+    }
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(now_epoch(), tz=timezone.utc)
+
+
+def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
+    route = router.db_for_write if write else router.db_for_read
+    return SecureSession.objects.using(route(SecureSession))
+
+
+def _live(session_id: str, *, write: bool = False) -> QuerySet[SecureSession]:
+    return _sessions(write=write).filter(pk=session_id, expire_date__gt=_now())
+
+
+def _record(row: Row | None) -> StoredRecord | None:
+    return None if row is None else StoredRecord(row[0], _meta_from_row(row))
+
+
+def _user_rows(user_id: str) -> QuerySet[SecureSession, Row]:
+    return (
+        _sessions()
+        .filter(user_id=_user_pk(user_id), expire_date__gt=_now())
+        .order_by("-last_activity")
+        .values_list("id", *_COLUMNS)
+    )
+
+
+class SessionStore(SecureSessionBase):
+    """Database-backed secure sessions."""
+
+    def _read(self, session_id: str) -> StoredRecord | None:
+        return _record(_live(session_id).values_list(*_COLUMNS).first())
+
+    async def _aread(self, session_id: str) -> StoredRecord | None:
+        return _record(await _live(session_id).values_list(*_COLUMNS).afirst())
+
+    def _write(self, pending: PendingWrite, must_create: bool) -> None:
+        if must_create:
+            using = router.db_for_write(SecureSession)
+            # A lone INSERT in autocommit mode is atomic; inside the caller's
+            # transaction, a savepoint keeps a (vanishingly unlikely) key collision
+            # from breaking that transaction.
+            atomic = connections[using].in_atomic_block
+            try:
+                if atomic:
+                    with transaction.atomic(using=using):
+                        self._insert(pending, using)
+                else:
+                    self._insert(pending, using)
+            except IntegrityError as exc:
+                raise CreateError from exc
+        elif not _live(pending.session_id, write=True).update(**self._update_columns(pending)):
+            # Deleted (revoked, logged out) or expired meanwhile: never re-create it.
+            raise UpdateError
+
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
+        if must_create:
+            try:
+                await SecureSession.objects.using(router.db_for_write(SecureSession)).acreate(
+                    id=pending.session_id, data=pending.data, **_columns(pending.meta)
+                )
+            except IntegrityError as exc:
+                raise CreateError from exc
+        elif not await _live(pending.session_id, write=True).aupdate(
+            **self._update_columns(pending)
+        ):
+            raise UpdateError
+
+    @staticmethod
+    def _insert(pending: PendingWrite, using: str) -> None:
+        SecureSession(id=pending.session_id, data=pending.data, **_columns(pending.meta)).save(
+            force_insert=True, using=using
+        )
+
+    @staticmethod
+    def _update_columns(pending: PendingWrite) -> dict[str, Any]:
+        if pending.data is None:
+            return _touch_columns(pending.meta)
+        return {"data": pending.data, **_columns(pending.meta)}
+
+    def _remove(self, session_id: str) -> None:
+        _sessions(write=True).filter(pk=session_id).delete()
+
+    async def _aremove(self, session_id: str) -> None:
+        await _sessions(write=True).filter(pk=session_id).adelete()
+
+    @classmethod
+    def remove_session(cls, session_id: str) -> SessionMeta | None:
+        sessions = _sessions(write=True).filter(pk=session_id)
+        with transaction.atomic(using=router.db_for_write(SecureSession)):
+            record = _record(sessions.values_list(*_COLUMNS).first())
+            sessions.delete()
+        return None if record is None else record.meta
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        _sessions(write=True).filter(expire_date__lte=_now()).delete()
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        await _sessions(write=True).filter(expire_date__lte=_now()).adelete()
+
+    @classmethod
+    def user_sessions(cls, user_id: str) -> list[SessionInfo]:
+        return [SessionInfo.from_meta(row[0], _meta_from_row(row[1:])) for row in _user_rows(user_id)]
+
+    @classmethod
+    def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:
+        sessions = _sessions(write=True).filter(user_id=_user_pk(user_id)).exclude(pk__in=list(keep))
+        with transaction.atomic(using=router.db_for_write(SecureSession)):
+            # Expired rows are deleted too (they are dead anyway) but not reported.
+            revoked = list(sessions.filter(expire_date__gt=_now()).values_list("id", flat=True))
+            sessions.delete()
+        return revoked

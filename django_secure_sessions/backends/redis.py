@@ -1,0 +1,409 @@
+"""Sessions in Redis, through django-redis's connection for ``SESSION_CACHE_ALIAS``.
+
+Layout, under the cache's ``KEY_PREFIX``:
+
+- ``secure_sessions:s:<id>``: a hash per session, ``d`` (signed JSON data), ``m``
+  (signed JSON meta) and ``u`` (the name of its user's index), expiring with the
+  session;
+- ``secure_sessions:u:<user id>``: a sorted set per user, session ids scored by their
+  expiry, pruned on every write, expiring with the user's last session.
+
+Every operation is one round trip: a load is one ``HMGET``; a save, index included,
+one Lua script that writes only if the session exists (or, to create, only if it
+doesn't), so a revoked or expired session is never brought back. Only our own JSON is
+ever decoded: whatever serializer django-redis is configured with, nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis
+import redis.asyncio
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.core.cache import caches
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django_redis import get_redis_connection
+
+from .base import (
+    PendingWrite,
+    SecureSessionBase,
+    SessionInfo,
+    SessionMeta,
+    StoredRecord,
+    dumps,
+    load_signed_json,
+    now_epoch,
+    sign,
+)
+
+logger = logging.getLogger("django_secure_sessions")
+
+
+@dataclass(frozen=True)
+class _Script:
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+
+# KEYS[1]: the session hash; KEYS[2]: its user's index (absent for an anonymous session).
+# ARGV: mode ("c" create, "u" update, "t" touch: meta only), data, meta, TTL in seconds,
+# session id, expiry (epoch seconds), now (epoch seconds).
+_SAVE: Final = _Script("""
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[1] == 'c') == exists then return 0 end
+if ARGV[1] == 't' then
+  redis.call('HSET', KEYS[1], 'm', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'd', ARGV[2], 'm', ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local index = KEYS[2]
+local previous = redis.call('HGET', KEYS[1], 'u')
+if previous and previous ~= index then
+  redis.call('ZREM', previous, ARGV[5])
+  redis.call('HDEL', KEYS[1], 'u')
+end
+if index then
+  if previous ~= index then redis.call('HSET', KEYS[1], 'u', index) end
+  redis.call('ZADD', index, ARGV[6], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[7])
+  if redis.call('TTL', index) < tonumber(ARGV[4]) then redis.call('EXPIRE', index, ARGV[4]) end
+end
+return 1
+""")
+
+# KEYS[1]: the session hash; ARGV[1]: the session id. Returns the signed meta, or nil.
+_DELETE: Final = _Script("""
+local found = redis.call('HMGET', KEYS[1], 'm', 'u')
+redis.call('DEL', KEYS[1])
+if found[2] then redis.call('ZREM', found[2], ARGV[1]) end
+return found[1]
+""")
+
+# KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix; ARGV[3...]: ids
+# to keep. Returns the ids of the sessions deleted.
+_REVOKE_USER: Final = _Script("""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local keep = {}
+for i = 3, #ARGV do keep[ARGV[i]] = true end
+local revoked = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not keep[id] then
+    if redis.call('DEL', ARGV[2] .. id) == 1 then table.insert(revoked, id) end
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return revoked
+""")
+
+# KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix. Returns
+# id, signed meta, id, signed meta ... and prunes entries whose session is gone.
+_LIST_USER: Final = _Script("""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local found = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local meta = redis.call('HGET', ARGV[2] .. id, 'm')
+  if meta then
+    table.insert(found, id)
+    table.insert(found, meta)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return found
+""")
+
+_MODES: Final = {True: "c", False: "u"}
+
+
+def _text(value: Any) -> str | None:
+    """A value from Redis as text, or None (missing, or not UTF-8: corrupt)."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return bytes(value).decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _meta(session_id: str, signed: Any) -> SessionMeta | None:
+    text = _text(signed)
+    return None if text is None else SessionMeta.from_list(load_signed_json(session_id, "meta", text))
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Key names, derived once per configuration."""
+
+    prefix: str
+
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}"
+
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    @property
+    def session_prefix(self) -> str:
+        return f"{self.prefix}s:"
+
+
+@dataclass(frozen=True)
+class _Connection:
+    client: redis.Redis
+    keys: _Keys
+
+
+_connections: dict[str, _Connection] = {}
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]
+_async_clients = weakref.WeakKeyDictionary()
+
+
+@receiver(setting_changed)
+def _reset_connections(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"CACHES", "SESSION_CACHE_ALIAS"}:
+        _connections.clear()
+        _async_clients.clear()
+
+
+def _connection() -> _Connection:
+    alias: str = settings.SESSION_CACHE_ALIAS
+    try:
+        return _connections[alias]
+    except KeyError:
+        pass
+    # Honour the cache's KEY_PREFIX, so projects sharing a Redis database keep their
+    # per-user indexes apart.
+    cache_prefix = getattr(caches[alias], "key_prefix", "")
+    prefix = f"{cache_prefix}:secure_sessions:" if cache_prefix else "secure_sessions:"
+    connection = _Connection(get_redis_connection(alias), _Keys(prefix))
+    _connections[alias] = connection
+    return connection
+
+
+_ASYNC_CONNECTION_CLASSES: Final[dict[type[Any], type[redis.asyncio.connection.AbstractConnection]]] = {
+    redis.Connection: redis.asyncio.Connection,
+    redis.SSLConnection: redis.asyncio.SSLConnection,
+    redis.UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
+}
+
+
+def _init_parameters(cls: type[Any]) -> Iterable[str]:
+    init = cls.__dict__.get("__init__")
+    return inspect.signature(init).parameters if init is not None else ()
+
+
+def _async_client() -> redis.asyncio.Redis | None:
+    """A ``redis.asyncio`` client on the same server, with the same settings, as
+    django-redis's, one per event loop; None for a setup we can't mirror (Sentinel),
+    where the async methods run the sync ones in a thread instead."""
+    alias: str = settings.SESSION_CACHE_ALIAS
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    if alias in clients:
+        return clients[alias]
+    pool = _connection().client.connection_pool
+    connection_class = _ASYNC_CONNECTION_CLASSES.get(pool.connection_class)
+    if connection_class is None:
+        return None
+    accepted = {
+        name for cls in connection_class.__mro__ for name in _init_parameters(cls)
+    }
+    # The sync pool's parser and retry objects are sync-only; the async defaults apply.
+    kwargs = {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if name in accepted and name not in {"parser_class", "retry"}
+    }
+    pool_class = redis.asyncio.ConnectionPool
+    clients[alias] = redis.asyncio.Redis(
+        connection_pool=pool_class(connection_class=connection_class, **kwargs)
+    )
+    return clients[alias]
+
+
+async def aclose_connections() -> None:
+    """Close this event loop's async Redis connections (at shutdown, or in tests)."""
+    clients = _async_clients.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.aclose(close_connection_pool=True)
+
+
+def _run(client: redis.Redis, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        # First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
+        return client.eval(script.source, len(keys), *keys, *args)
+
+
+async def _arun(
+    client: redis.asyncio.Redis, script: _Script, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[misc]
+    except redis.exceptions.NoScriptError:
+        return await client.eval(script.source, len(keys), *keys, *args)  # type: ignore[misc]
+
+
+def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool) -> tuple[list[str], list[Any]]:
+    meta = pending.meta
+    names = [keys.session(pending.session_id)]
+    if meta.user_id is not None:
+        names.append(keys.user(meta.user_id))
+    now = now_epoch()
+    args = [
+        "t" if pending.data is None else _MODES[must_create],
+        pending.data or "",
+        sign(pending.session_id, "meta", dumps(meta.to_list())),
+        max(meta.expires - now, 1),
+        pending.session_id,
+        meta.expires,
+        now,
+    ]
+    return names, args
+
+
+def _saved(result: Any, must_create: bool) -> None:
+    if not result:
+        # create: the key exists already; update: the session was deleted (revoked,
+        # logged out) or expired meanwhile, and must stay that way.
+        raise CreateError if must_create else UpdateError
+
+
+def _record(session_id: str, found: Sequence[Any]) -> StoredRecord | None:
+    data, meta = _text(found[0]), _meta(session_id, found[1])
+    if data is None or meta is None:
+        if found[0] is not None:
+            logger.warning("Ignoring a corrupt session record (session %s)", session_id)
+        return None
+    return StoredRecord(data, meta)
+
+
+def _read_failed(session_id: str) -> None:
+    # Fail closed: without storage we can't tell a valid session from a forged one,
+    # so the request goes on without a session; the stored one is left untouched.
+    logger.exception("Redis is unreachable: session %s not loaded", session_id)
+
+
+def _infos(found: Sequence[Any]) -> list[SessionInfo]:
+    infos = []
+    for raw_id, signed in zip(found[::2], found[1::2], strict=True):
+        session_id = _text(raw_id) or ""
+        meta = _meta(session_id, signed)
+        if meta is not None:
+            infos.append(SessionInfo.from_meta(session_id, meta))
+    return sorted(infos, key=lambda info: info.last_activity, reverse=True)
+
+
+class SessionStore(SecureSessionBase):
+    """Redis-backed secure sessions."""
+
+    def _read(self, session_id: str) -> StoredRecord | None:
+        connection = _connection()
+        try:
+            found = connection.client.hmget(connection.keys.session(session_id), ["d", "m"])
+        except redis.exceptions.RedisError:
+            _read_failed(session_id)
+            return None
+        return _record(session_id, found)
+
+    async def _aread(self, session_id: str) -> StoredRecord | None:
+        client = _async_client()
+        if client is None:
+            return await sync_to_async(self._read)(session_id)
+        try:
+            found = await client.hmget(_connection().keys.session(session_id), ["d", "m"])
+        except redis.exceptions.RedisError:
+            _read_failed(session_id)
+            return None
+        return _record(session_id, found)
+
+    def _write(self, pending: PendingWrite, must_create: bool) -> None:
+        connection = _connection()
+        names, args = _save_call(connection.keys, pending, must_create)
+        _saved(_run(connection.client, _SAVE, names, args), must_create)
+
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
+        client = _async_client()
+        if client is None:
+            return await sync_to_async(self._write)(pending, must_create)
+        names, args = _save_call(_connection().keys, pending, must_create)
+        _saved(await _arun(client, _SAVE, names, args), must_create)
+        return None
+
+    def _remove(self, session_id: str) -> None:
+        self.remove_session(session_id)
+
+    async def _aremove(self, session_id: str) -> None:
+        client = _async_client()
+        if client is None:
+            await sync_to_async(self._remove)(session_id)
+            return
+        await _arun(client, _DELETE, [_connection().keys.session(session_id)], [session_id])
+
+    @classmethod
+    def remove_session(cls, session_id: str) -> SessionMeta | None:
+        connection = _connection()
+        signed = _run(connection.client, _DELETE, [connection.keys.session(session_id)], [session_id])
+        return _meta(session_id, signed)
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        """Prune expired entries from the per-user indexes (Redis expires sessions)."""
+        connection = _connection()
+        now = now_epoch()
+        pattern = connection.keys.user("*")
+        batch: list[Any] = []
+        for name in connection.client.scan_iter(match=pattern, count=1000):
+            batch.append(name)
+            if len(batch) == 1000:
+                cls._prune(connection.client, batch, now)
+                batch = []
+        cls._prune(connection.client, batch, now)
+
+    @staticmethod
+    def _prune(client: redis.Redis, names: list[Any], now: int) -> None:
+        if names:
+            with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zremrangebyscore(name, "-inf", now)
+                pipe.execute()
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        await sync_to_async(cls.clear_expired)()
+
+    @classmethod
+    def user_sessions(cls, user_id: str) -> list[SessionInfo]:
+        connection = _connection()
+        keys = connection.keys
+        found = _run(
+            connection.client, _LIST_USER, [keys.user(user_id)], [now_epoch(), keys.session_prefix]
+        )
+        return _infos(found)
+
+    @classmethod
+    def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:
+        connection = _connection()
+        keys = connection.keys
+        revoked = _run(
+            connection.client,
+            _REVOKE_USER,
+            [keys.user(user_id)],
+            [now_epoch(), keys.session_prefix, *keep],
+        )
+        return [_text(session_id) or "" for session_id in revoked]

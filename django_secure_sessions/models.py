@@ -1,0 +1,48 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class SecureSession(models.Model):
+    """A session of the ``django_secure_sessions.backends.db`` engine.
+
+    The primary key is a one-way digest of the session key (see
+    ``backends.base.session_id_for_key``): the key itself is never stored.
+    """
+
+    id = models.CharField(_("session id"), max_length=64, primary_key=True, editable=False)
+    # Signed JSON (signature + payload), see backends.base.sign().
+    data = models.TextField(_("session data"))
+    # No database constraint: a session may outlive a deleted user by a moment, and a
+    # save must not fail because of it. Deleting a user through the ORM still deletes
+    # their sessions (on_delete runs in Python).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # covered by the (user, expire_date) index
+        related_name="+",
+    )
+    created = models.DateTimeField(_("created"))
+    last_activity = models.DateTimeField(_("last activity"))
+    last_auth = models.DateTimeField(_("last authentication"), null=True, blank=True)
+    absolute_expiry = models.DateTimeField(_("absolute expiry"), null=True, blank=True)
+    expire_date = models.DateTimeField(_("expires"), db_index=True)
+    ip = models.CharField(_("IP address"), max_length=64, blank=True)
+    ua_digest = models.CharField(_("user agent digest"), max_length=64, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    browser = models.CharField(_("browser"), max_length=128, blank=True)
+    os = models.CharField(_("operating system"), max_length=128, blank=True)
+    device = models.CharField(_("device"), max_length=128, blank=True)
+
+    class Meta:
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
+        indexes = [models.Index(fields=["user", "expire_date"], name="secure_sess_user_expiry")]
+        permissions = [("revoke_session", _("Can revoke sessions"))]
+
+    def __str__(self) -> str:
+        return self.id
