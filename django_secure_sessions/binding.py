@@ -7,13 +7,22 @@ share them, and tests call them directly.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from django.http import HttpRequest
 from user_agents import parse as parse_user_agent
+
+from .conf import conf
+
+if TYPE_CHECKING:
+    from .backends.base import SessionMeta
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Stored for display only (the digest is what binding compares), so a hostile 8 KB
 # header costs the store no more than this.
@@ -68,6 +77,102 @@ def normalize_ip(value: str) -> str | None:
     return str(address)
 
 
+def parse_forwarded_hop(hop: str) -> str | None:
+    """One address of ``X-Forwarded-For``, without brackets, quotes or port; or None.
+
+    Accepts ``203.0.113.7``, ``203.0.113.7:4711``, ``2001:db8::1`` and
+    ``[2001:db8::1]:443``; anything else (``unknown``, obfuscated names) is None.
+    """
+    hop = hop.strip().strip('"')
+    if hop.startswith("["):
+        end = hop.find("]")
+        return None if end == -1 else normalize_ip(hop[1:end])
+    if hop.count(":") == 1:  # IPv4 with a port; bare IPv6 has several colons
+        hop = hop.partition(":")[0]
+    return normalize_ip(hop)
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in trusted)
+
+
+def resolve_client_ip(
+    remote_addr: str, forwarded_for: str | None, trusted: Sequence[Network]
+) -> str | None:
+    """The client's address, or None when it can't be told (which never matches).
+
+    ``X-Forwarded-For`` is believed only when the peer is a trusted proxy, and then only
+    as far as trusted proxies vouch for it: read from the right, the first address that
+    is not a trusted proxy is the client. Anything to its left was written by the client
+    itself and may be forged, so it is never looked at. A hop that is not an address
+    where one is needed makes the answer None: fail closed.
+    """
+    peer = normalize_ip(remote_addr)
+    if peer is None or not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    address: str | None = peer
+    for hop in reversed(forwarded_for.split(",")):
+        address = parse_forwarded_hop(hop)
+        if address is None or not _is_trusted(address, trusted):
+            return address
+    # Every hop is a trusted proxy: the leftmost is as close to a client as there is.
+    return address
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    """The client's address as the server saw it (``REMOTE_ADDR``), or None."""
-    return normalize_ip(str(request.META.get("REMOTE_ADDR", "")))
+    """The client's address for ``request``, per ``SECURE_SESSIONS_TRUSTED_PROXIES``."""
+    meta = request.META
+    return resolve_client_ip(
+        str(meta.get("REMOTE_ADDR", "")),
+        meta.get("HTTP_X_FORWARDED_FOR"),
+        conf.TRUSTED_PROXIES,
+    )
+
+
+def request_user_agent(request: HttpRequest) -> str:
+    return str(request.META.get("HTTP_USER_AGENT", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A request that doesn't match its session's binding; safe to signal and log."""
+
+    kind: str  # "ip" or "user_agent"
+    expected: str
+    actual: str
+
+
+def ip_mismatch(
+    bound: str, current: str | None, mode: str, ipv4_prefix: int, ipv6_prefix: int
+) -> Mismatch | None:
+    """None when ``current`` matches the address the session is bound to."""
+    if mode == "off":
+        return None
+    if current is None or not bound:
+        # An address we couldn't parse, or a session never bound: fail closed.
+        return Mismatch("ip", bound or "unbound", current or "unknown")
+    if mode == "exact":
+        return None if bound == current else Mismatch("ip", bound, current)
+    try:
+        address = ipaddress.ip_address(current)
+        prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
+        network = ipaddress.ip_network(f"{bound}/{prefix}", strict=False)
+    except ValueError:
+        return Mismatch("ip", bound, current)
+    return None if address in network else Mismatch("ip", str(network), current)
+
+
+def user_agent_mismatch(meta: SessionMeta, user_agent: str, mode: str) -> Mismatch | None:
+    """None when ``user_agent`` matches the one the session is bound to.
+
+    The header is parsed only when its digest differs from the bound one: a browser
+    sends the same string on every request, so that is rare.
+    """
+    if mode == "off" or hmac.compare_digest(user_agent_digest(user_agent), meta.ua_digest):
+        return None
+    if mode == "exact":
+        return Mismatch("user_agent", meta.user_agent, user_agent[:USER_AGENT_MAX_LENGTH])
+    bound = UserAgentSummary(meta.browser, meta.os, meta.device)
+    current = summarize_user_agent(user_agent)
+    return None if current == bound else Mismatch("user_agent", str(bound), str(current))

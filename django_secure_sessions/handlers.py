@@ -8,7 +8,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest
 
 from .backends.base import SecureSessionBase
-from .binding import client_ip
+from .binding import client_ip, request_user_agent
 
 DISPATCH_PREFIX = "django_secure_sessions."
 
@@ -20,8 +20,13 @@ def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: 
     when the user authenticated and from where, for timeouts, binding and re-auth.
     """
     session = getattr(request, "session", None)
-    if request is not None and isinstance(session, SecureSessionBase):
-        session.record_login(client_ip(request), str(request.META.get("HTTP_USER_AGENT", "")))
+    if request is None or not isinstance(session, SecureSessionBase):
+        return
+    session.record_login()
+    # A login outside an HTTP request (the test client's force_login(), a script) has
+    # no client to bind to: the session's first request binds it instead.
+    if "REMOTE_ADDR" in request.META:
+        session.bind_client(client_ip(request), request_user_agent(request))
 
 
 def connect() -> None:

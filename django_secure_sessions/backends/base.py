@@ -31,7 +31,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
 from django.utils.crypto import get_random_string
 
-from .. import signals
+from .. import signals, timeouts
 from ..binding import USER_AGENT_MAX_LENGTH, summarize_user_agent, user_agent_digest
 from ..conf import conf
 from ..exceptions import SensitiveDataError, SessionTooLarge
@@ -81,7 +81,9 @@ def session_id_for_key(session_key: str) -> str:
     every session reachable in one lookup when the secret is rotated. The prefix
     separates this digest from any other use of SHA-256 over the same key.
     """
-    return hashlib.sha256(b"django-secure-sessions/session-id\x00" + session_key.encode()).hexdigest()
+    return hashlib.sha256(
+        b"django-secure-sessions/session-id\x00" + session_key.encode()
+    ).hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -97,7 +99,9 @@ def _signature(key: bytes, session_id: str, part: str, payload: str) -> str:
     # copied from another session (say, an administrator's) into this one, or from one
     # part of a record into another, does not verify.
     message = f"{session_id}\x00{part}\x00{payload}".encode()
-    return base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).decode()[:_SIGNATURE_LENGTH]
+    return base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).decode()[
+        :_SIGNATURE_LENGTH
+    ]
 
 
 def sign(session_id: str, part: str, payload: str) -> str:
@@ -158,8 +162,9 @@ def now_epoch() -> int:
 class SessionMeta:
     """What is recorded about a session beside its data. Times are epoch seconds.
 
-    ``expires`` is when storage forgets the session; ``absolute_expiry`` is when it ends
-    whatever the activity (login + ABSOLUTE_TIMEOUT). ``ip`` is the client address (or
+    ``expires`` is when the session ends: its cookie age, or sooner its idle or absolute
+    deadline as of its last write (storage keeps the record ``EXPIRY_GRACE`` longer);
+    ``absolute_expiry`` is when it ends whatever the activity (login + ABSOLUTE_TIMEOUT). ``ip`` is the client address (or
     network) the session is bound to; ``ua_digest`` the digest of the raw user agent.
     """
 
@@ -191,6 +196,12 @@ class SessionMeta:
         "os",
         "device",
     )
+
+    def same_except_activity(self, other: SessionMeta | None) -> bool:
+        return (
+            other is not None
+            and replace(self, last_activity=other.last_activity, expires=other.expires) == other
+        )
 
     def to_list(self) -> list[Any]:
         return [getattr(self, name) for name in self.FIELDS]
@@ -247,6 +258,15 @@ class SessionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class EndedSession:
+    """A session that a load found past a timeout (and so refused)."""
+
+    session_id: str
+    user_id: str | None
+    reason: timeouts.EndReason
+
+
+@dataclass(frozen=True, slots=True)
 class StoredRecord:
     """A record as read from storage: the signed data and the meta."""
 
@@ -256,24 +276,36 @@ class StoredRecord:
 
 @dataclass(frozen=True, slots=True)
 class PendingWrite:
-    """What a save will write. ``data`` is None when only the meta changes."""
+    """What a save will write.
+
+    The activity (last activity, expiry) is always written. ``data`` is None when the
+    data didn't change, and ``meta_changed`` False when nothing else in the meta did:
+    a write then can't undo what a concurrent request saved.
+    """
 
     session_id: str
     data: str | None
     meta: SessionMeta
+    meta_changed: bool
     payload: str
 
 
 class SecureSessionBase(SessionBase):
     """A ``SessionBase`` with hashed storage keys, signed JSON data and metadata."""
 
+    # What the storage raises when it is unreachable or fails.
+    storage_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         # The meta of the loaded (or created) record; None until then.
         self.meta: SessionMeta | None = None
-        # The JSON of the data as last loaded or written, to tell a save that changes
-        # nothing (which then refreshes only the meta) from one that does.
+        # Set when the load found this session past its idle or absolute timeout.
+        self.ended: EndedSession | None = None
+        # The data's JSON and the meta as last loaded or written, to tell what a save
+        # changes: what it doesn't change, it doesn't write.
         self._stored_payload: str | None = None
+        self._stored_meta: SessionMeta | None = None
 
     # -- keys ---------------------------------------------------------------------
 
@@ -327,13 +359,21 @@ class SecureSessionBase(SessionBase):
 
     # -- expiry -----------------------------------------------------------------------
 
+    def _deadline(self, now: float) -> int | None:
+        meta = self.meta
+        if meta is None:
+            return None
+        if self.modified:
+            # SessionMiddleware asks for the cookie's age just before it saves, and the
+            # save records this moment as the last activity.
+            meta = replace(meta, last_activity=max(meta.last_activity, int(now)))
+        return timeouts.deadline(meta, conf.IDLE_TIMEOUT)
+
     def _cap_age(self, age: int, modification: datetime | None) -> int:
-        """Never let the cookie or storage outlive the session's absolute expiry."""
-        absolute = self.meta.absolute_expiry if self.meta is not None else None
-        if absolute is None:
-            return age
+        """The cookie never outlives the session: not its idle nor absolute deadline."""
         now = modification.timestamp() if modification is not None else time.time()
-        return min(age, int(absolute - now))
+        limit = self._deadline(now)
+        return age if limit is None else min(age, int(limit - now))
 
     def get_expiry_age(self, **kwargs: Any) -> int:
         age: int = super().get_expiry_age(**kwargs)
@@ -343,15 +383,32 @@ class SecureSessionBase(SessionBase):
         age: int = await super().aget_expiry_age(**kwargs)
         return self._cap_age(age, kwargs.get("modification"))
 
+    def _cap_date(self, date: datetime, modification: datetime | None) -> datetime:
+        now = modification.timestamp() if modification is not None else time.time()
+        limit = self._deadline(now)
+        return date if limit is None else min(date, to_datetime(limit))
+
     def get_expiry_date(self, **kwargs: Any) -> datetime:
-        date: datetime = super().get_expiry_date(**kwargs)
-        absolute = epoch_to_datetime(self.meta.absolute_expiry if self.meta else None)
-        return date if absolute is None else min(date, absolute)
+        return self._cap_date(super().get_expiry_date(**kwargs), kwargs.get("modification"))
 
     async def aget_expiry_date(self, **kwargs: Any) -> datetime:
-        date: datetime = await super().aget_expiry_date(**kwargs)
-        absolute = epoch_to_datetime(self.meta.absolute_expiry if self.meta else None)
-        return date if absolute is None else min(date, absolute)
+        return self._cap_date(await super().aget_expiry_date(**kwargs), kwargs.get("modification"))
+
+    def _uncapped_age(self) -> int:
+        age: int = SessionBase.get_expiry_age(self)
+        return age
+
+    async def _auncapped_age(self) -> int:
+        age: int = await SessionBase.aget_expiry_age(self)
+        return age
+
+    @staticmethod
+    def _expires(meta: SessionMeta, now: int, age: int) -> int:
+        """When storage should end a session written now: its cookie age, or sooner
+        at its idle or absolute deadline."""
+        limit = timeouts.deadline(meta, conf.IDLE_TIMEOUT)
+        expires = now + max(age, 1)
+        return expires if limit is None else min(expires, limit)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -359,10 +416,13 @@ class SecureSessionBase(SessionBase):
         """The data of a record just read, or an empty session if there is none."""
         data = None
         if record is not None:
-            absolute = record.meta.absolute_expiry
-            # Storage forgets a session at its absolute expiry; this check covers a TTL
-            # or an expiry column that lags behind: past it, the session is over.
-            if absolute is None or now_epoch() < absolute:
+            meta, now = record.meta, now_epoch()
+            # Deadlines are checked before anything else: storage keeps an ended
+            # session a little longer (EXPIRY_GRACE) only so it can be reported.
+            reason = timeouts.end_reason(meta, now, conf.IDLE_TIMEOUT)
+            if reason is not None:
+                self.ended = EndedSession(session_id, meta.user_id, reason)
+            elif now < meta.expires:
                 data = load_signed_json(session_id, "data", record.data)
         if record is None or not isinstance(data, dict):
             # Never adopt a key we don't know: the next save makes a fresh one, so a
@@ -370,7 +430,7 @@ class SecureSessionBase(SessionBase):
             self._session_key = None
             self._forget()
             return {}
-        self.meta = record.meta
+        self.meta = self._stored_meta = record.meta
         self._stored_payload = record.data[_SIGNATURE_LENGTH:]
         return data
 
@@ -423,11 +483,12 @@ class SecureSessionBase(SessionBase):
             meta.user_id = user_id
             self._stamp_authentication(meta, now)
         meta.last_activity = now
-        meta.expires = now + max(age, 1)
+        meta.expires = self._expires(meta, now, age)
         session_id = session_id_for_key(key)
         changed = must_create or payload != self._stored_payload
         signed = sign(session_id, "data", payload) if changed else None
-        return PendingWrite(session_id, signed, meta, payload)
+        meta_changed = must_create or not meta.same_except_activity(self._stored_meta)
+        return PendingWrite(session_id, signed, meta, meta_changed, payload)
 
     @staticmethod
     def _stamp_authentication(meta: SessionMeta, now: int) -> None:
@@ -439,14 +500,14 @@ class SecureSessionBase(SessionBase):
         meta.absolute_expiry = None if absolute_timeout is None else now + absolute_timeout
 
     def _written(self, pending: PendingWrite) -> None:
-        self.meta = pending.meta
+        self.meta = self._stored_meta = pending.meta
         self._stored_payload = pending.payload
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)
-        pending = self._prepare(data, must_create, self.get_expiry_age())
+        pending = self._prepare(data, must_create, self._uncapped_age())
         self._write(pending, must_create)
         self._written(pending)
         return None
@@ -455,7 +516,7 @@ class SecureSessionBase(SessionBase):
         if self.session_key is None:
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)
-        pending = self._prepare(data, must_create, await self.aget_expiry_age())
+        pending = self._prepare(data, must_create, await self._auncapped_age())
         await self._awrite(pending, must_create)
         self._written(pending)
         return None
@@ -482,28 +543,40 @@ class SecureSessionBase(SessionBase):
 
     # -- metadata set by the app ------------------------------------------------------
 
-    def record_login(self, ip: str | None, user_agent: str) -> None:
-        """Stamp a fresh authentication and bind the session to this client.
+    def record_login(self) -> None:
+        """Stamp a fresh authentication: created, last authentication, absolute expiry.
 
         Called at login (``user_logged_in``); saved with the session's next save.
         """
         self._get_session()  # make sure self.meta reflects storage before changing it
         now = now_epoch()
-        meta = self.meta if self.meta is not None else self._new_meta(now)
+        meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
         meta.created = now
         meta.user_id = None if (uid := self.get(USER_ID_KEY)) is None else str(uid)
         self._stamp_authentication(meta, now)
-        self._bind_client(meta, ip, user_agent)
         self.meta = meta
         self.modified = True
 
-    @staticmethod
-    def _bind_client(meta: SessionMeta, ip: str | None, user_agent: str) -> None:
+    @property
+    def is_bound(self) -> bool:
+        """Whether the session is bound to a client (it is from its first request on)."""
+        return self.meta is not None and self.meta.ua_digest != ""
+
+    def bind_client(self, ip: str | None, user_agent: str) -> None:
+        """Bind the session to this client's address and user agent.
+
+        ``ip`` is None when the address could not be parsed: the session is then bound
+        to no address, which no request matches (fail closed).
+        """
+        self._get_session()
+        meta = replace(self.meta) if self.meta is not None else self._new_meta(now_epoch())
         summary = summarize_user_agent(user_agent)
         meta.ip = ip or ""
         meta.ua_digest = user_agent_digest(user_agent)
         meta.user_agent = user_agent[:USER_AGENT_MAX_LENGTH]
         meta.browser, meta.os, meta.device = summary.browser, summary.os, summary.device
+        self.meta = meta
+        self.modified = True
 
     def touch(self) -> None:
         """Persist only the last activity and slide the expiry; the data is untouched.
@@ -512,24 +585,25 @@ class SecureSessionBase(SessionBase):
         overwrites data saved meanwhile by a concurrent request, and raises
         ``UpdateError`` (like ``save``) if the session was deleted meanwhile.
         """
-        self._write(self._prepare_touch(self.get_expiry_age()), must_create=False)
+        pending = self._prepare_touch(self._uncapped_age())
+        self._write(pending, must_create=False)
+        self._written(pending)
 
     async def atouch(self) -> None:
-        await self._awrite(self._prepare_touch(await self.aget_expiry_age()), must_create=False)
+        pending = self._prepare_touch(await self._auncapped_age())
+        await self._awrite(pending, must_create=False)
+        self._written(pending)
 
     def _prepare_touch(self, age: int) -> PendingWrite:
         key, meta = self.session_key, self.meta
         if key is None or meta is None:
             raise ValueError("touch() needs a loaded session")
         now = now_epoch()
-        pending = PendingWrite(
-            session_id_for_key(key),
-            None,
-            replace(meta, last_activity=now, expires=now + max(age, 1)),
-            self._stored_payload or "",
+        touched = replace(meta, last_activity=now)
+        touched.expires = self._expires(touched, now, age)
+        return PendingWrite(
+            session_id_for_key(key), None, touched, False, self._stored_payload or ""
         )
-        self.meta = pending.meta
-        return pending
 
     # -- rotation, flush, delete ------------------------------------------------------
 
@@ -564,8 +638,17 @@ class SecureSessionBase(SessionBase):
         self._forget()
 
     def _forget(self) -> None:
-        self.meta = None
+        self.meta = self._stored_meta = None
         self._stored_payload = None
+
+    def discard_ended(self) -> None:
+        """Delete the record of a session that the load found ended (see ``ended``)."""
+        if self.ended is not None:
+            self._remove(self.ended.session_id)
+
+    async def adiscard_ended(self) -> None:
+        if self.ended is not None:
+            await self._aremove(self.ended.session_id)
 
     def delete(self, session_key: str | None = None) -> None:
         key = self.session_key if session_key is None else session_key

@@ -13,10 +13,11 @@ from functools import cache
 from typing import Any, Final
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
-from django.db import IntegrityError, connections, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import Field, QuerySet
 
 from ..models import SecureSession
+from ..timeouts import EXPIRY_GRACE
 from .base import (
     PendingWrite,
     SecureSessionBase,
@@ -93,16 +94,21 @@ def _columns(meta: SessionMeta) -> dict[str, Any]:
     }
 
 
-def _touch_columns(meta: SessionMeta) -> dict[str, Any]:
-    # A refresh writes only these, so it can't undo data saved by a concurrent request.
+def _activity_columns(meta: SessionMeta) -> dict[str, Any]:
     return {
         "last_activity": epoch_to_datetime(meta.last_activity),
         "expire_date": epoch_to_datetime(meta.expires),
     }
 
 
-def _now() -> datetime:
-    return datetime.fromtimestamp(now_epoch(), tz=timezone.utc)
+def _now(offset: int = 0) -> datetime:
+    return datetime.fromtimestamp(now_epoch() + offset, tz=timezone.utc)
+
+
+def _retained() -> datetime:
+    # Rows live EXPIRY_GRACE past their expiry, so a late request can be told why its
+    # session ended; the engine refuses them at load (see timeouts.EXPIRY_GRACE).
+    return _now(-EXPIRY_GRACE)
 
 
 def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
@@ -110,8 +116,14 @@ def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
     return SecureSession.objects.using(route(SecureSession))
 
 
-def _live(session_id: str, *, write: bool = False) -> QuerySet[SecureSession]:
-    return _sessions(write=write).filter(pk=session_id, expire_date__gt=_now())
+def _stored(session_id: str) -> QuerySet[SecureSession]:
+    return _sessions().filter(pk=session_id, expire_date__gt=_retained())
+
+
+def _live(session_id: str) -> QuerySet[SecureSession]:
+    # Updates only touch a session that hasn't expired: one that expired (or was
+    # deleted) while a request ran is never brought back by that request's save.
+    return _sessions(write=True).filter(pk=session_id, expire_date__gt=_now())
 
 
 def _record(row: Row | None) -> StoredRecord | None:
@@ -130,11 +142,13 @@ def _user_rows(user_id: str) -> QuerySet[SecureSession, Row]:
 class SessionStore(SecureSessionBase):
     """Database-backed secure sessions."""
 
+    storage_errors = (DatabaseError,)
+
     def _read(self, session_id: str) -> StoredRecord | None:
-        return _record(_live(session_id).values_list(*_COLUMNS).first())
+        return _record(_stored(session_id).values_list(*_COLUMNS).first())
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
-        return _record(await _live(session_id).values_list(*_COLUMNS).afirst())
+        return _record(await _stored(session_id).values_list(*_COLUMNS).afirst())
 
     def _write(self, pending: PendingWrite, must_create: bool) -> None:
         if must_create:
@@ -151,7 +165,7 @@ class SessionStore(SecureSessionBase):
                     self._insert(pending, using)
             except IntegrityError as exc:
                 raise CreateError from exc
-        elif not _live(pending.session_id, write=True).update(**self._update_columns(pending)):
+        elif not _live(pending.session_id).update(**self._update_columns(pending)):
             # Deleted (revoked, logged out) or expired meanwhile: never re-create it.
             raise UpdateError
 
@@ -163,9 +177,7 @@ class SessionStore(SecureSessionBase):
                 )
             except IntegrityError as exc:
                 raise CreateError from exc
-        elif not await _live(pending.session_id, write=True).aupdate(
-            **self._update_columns(pending)
-        ):
+        elif not await _live(pending.session_id).aupdate(**self._update_columns(pending)):
             raise UpdateError
 
     @staticmethod
@@ -176,9 +188,13 @@ class SessionStore(SecureSessionBase):
 
     @staticmethod
     def _update_columns(pending: PendingWrite) -> dict[str, Any]:
-        if pending.data is None:
-            return _touch_columns(pending.meta)
-        return {"data": pending.data, **_columns(pending.meta)}
+        # Only what changed is written, so a request that only refreshes the activity
+        # can't undo data or meta saved meanwhile by a concurrent request.
+        meta = pending.meta
+        columns = _columns(meta) if pending.meta_changed else _activity_columns(meta)
+        if pending.data is not None:
+            columns["data"] = pending.data
+        return columns
 
     def _remove(self, session_id: str) -> None:
         _sessions(write=True).filter(pk=session_id).delete()
@@ -196,19 +212,23 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def clear_expired(cls) -> None:
-        _sessions(write=True).filter(expire_date__lte=_now()).delete()
+        _sessions(write=True).filter(expire_date__lte=_retained()).delete()
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        await _sessions(write=True).filter(expire_date__lte=_now()).adelete()
+        await _sessions(write=True).filter(expire_date__lte=_retained()).adelete()
 
     @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:
-        return [SessionInfo.from_meta(row[0], _meta_from_row(row[1:])) for row in _user_rows(user_id)]
+        return [
+            SessionInfo.from_meta(row[0], _meta_from_row(row[1:])) for row in _user_rows(user_id)
+        ]
 
     @classmethod
     def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:
-        sessions = _sessions(write=True).filter(user_id=_user_pk(user_id)).exclude(pk__in=list(keep))
+        sessions = (
+            _sessions(write=True).filter(user_id=_user_pk(user_id)).exclude(pk__in=list(keep))
+        )
         with transaction.atomic(using=router.db_for_write(SecureSession)):
             # Expired rows are deleted too (they are dead anyway) but not reported.
             revoked = list(sessions.filter(expire_date__gt=_now()).values_list("id", flat=True))

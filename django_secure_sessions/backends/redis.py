@@ -2,9 +2,11 @@
 
 Layout, under the cache's ``KEY_PREFIX``:
 
-- ``secure_sessions:s:<id>``: a hash per session, ``d`` (signed JSON data), ``m``
-  (signed JSON meta) and ``u`` (the name of its user's index), expiring with the
-  session;
+- ``secure_sessions:s:<id>``: a hash per session, expiring ``EXPIRY_GRACE`` after the
+  session: ``d`` (signed JSON data), ``m`` (signed JSON meta), ``a`` (signed last
+  activity and expiry, which a refresh rewrites alone, leaving data and meta as a
+  concurrent request saved them), ``x`` (the expiry again, unsigned, for the scripts'
+  conditions) and ``u`` (the name of its user's index);
 - ``secure_sessions:u:<user id>``: a sorted set per user, session ids scored by their
   expiry, pruned on every write, expiring with the user's last session.
 
@@ -35,6 +37,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 
+from ..timeouts import EXPIRY_GRACE
 from .base import (
     PendingWrite,
     SecureSessionBase,
@@ -60,28 +63,33 @@ class _Script:
 
 
 # KEYS[1]: the session hash; KEYS[2]: its user's index (absent for an anonymous session).
-# ARGV: mode ("c" create, "u" update, "t" touch: meta only), data, meta, TTL in seconds,
-# session id, expiry (epoch seconds), now (epoch seconds).
+# ARGV: mode ("c" create, "u" update), data and meta (each "" when unchanged: not
+# written), activity, TTL in seconds, session id, expiry and now (epoch seconds).
+# An update needs the session to exist AND not to have expired: a record kept for the
+# grace period after its end is never revived by a request that loaded it before.
 _SAVE: Final = _Script("""
 local exists = redis.call('EXISTS', KEYS[1]) == 1
-if (ARGV[1] == 'c') == exists then return 0 end
-if ARGV[1] == 't' then
-  redis.call('HSET', KEYS[1], 'm', ARGV[3])
-else
-  redis.call('HSET', KEYS[1], 'd', ARGV[2], 'm', ARGV[3])
+if ARGV[1] == 'c' then
+  if exists then return 0 end
+elseif not exists or tonumber(redis.call('HGET', KEYS[1], 'x') or '0') <= tonumber(ARGV[8]) then
+  return 0
 end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+local fields = {'a', ARGV[4], 'x', ARGV[7]}
+if ARGV[2] ~= '' then table.insert(fields, 'd'); table.insert(fields, ARGV[2]) end
+if ARGV[3] ~= '' then table.insert(fields, 'm'); table.insert(fields, ARGV[3]) end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 local index = KEYS[2]
 local previous = redis.call('HGET', KEYS[1], 'u')
 if previous and previous ~= index then
-  redis.call('ZREM', previous, ARGV[5])
+  redis.call('ZREM', previous, ARGV[6])
   redis.call('HDEL', KEYS[1], 'u')
 end
 if index then
   if previous ~= index then redis.call('HSET', KEYS[1], 'u', index) end
-  redis.call('ZADD', index, ARGV[6], ARGV[5])
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[7])
-  if redis.call('TTL', index) < tonumber(ARGV[4]) then redis.call('EXPIRE', index, ARGV[4]) end
+  redis.call('ZADD', index, ARGV[7], ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[8])
+  if redis.call('TTL', index) < tonumber(ARGV[5]) then redis.call('EXPIRE', index, ARGV[5]) end
 end
 return 1
 """)
@@ -111,23 +119,22 @@ return revoked
 """)
 
 # KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix. Returns
-# id, signed meta, id, signed meta ... and prunes entries whose session is gone.
+# id, signed meta, signed activity, id ... and prunes entries whose session is gone.
 _LIST_USER: Final = _Script("""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local found = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local meta = redis.call('HGET', ARGV[2] .. id, 'm')
-  if meta then
+  local record = redis.call('HMGET', ARGV[2] .. id, 'm', 'a')
+  if record[1] then
     table.insert(found, id)
-    table.insert(found, meta)
+    table.insert(found, record[1])
+    table.insert(found, record[2])
   else
     redis.call('ZREM', KEYS[1], id)
   end
 end
 return found
 """)
-
-_MODES: Final = {True: "c", False: "u"}
 
 
 def _text(value: Any) -> str | None:
@@ -140,9 +147,21 @@ def _text(value: Any) -> str | None:
         return None
 
 
-def _meta(session_id: str, signed: Any) -> SessionMeta | None:
+def _signed_json(session_id: str, part: str, signed: Any) -> Any:
     text = _text(signed)
-    return None if text is None else SessionMeta.from_list(load_signed_json(session_id, "meta", text))
+    return None if text is None else load_signed_json(session_id, part, text)
+
+
+def _meta(session_id: str, signed_meta: Any, signed_activity: Any = None) -> SessionMeta | None:
+    """The meta of a record; its activity part, when given, overrides the meta's."""
+    meta = SessionMeta.from_list(_signed_json(session_id, "meta", signed_meta))
+    if meta is None or signed_activity is None:
+        return meta
+    activity = _signed_json(session_id, "activity", signed_activity)
+    if not (isinstance(activity, list) and len(activity) == 2):
+        return None
+    meta.last_activity, meta.expires = activity
+    return meta
 
 
 @dataclass(frozen=True)
@@ -195,7 +214,9 @@ def _connection() -> _Connection:
     return connection
 
 
-_ASYNC_CONNECTION_CLASSES: Final[dict[type[Any], type[redis.asyncio.connection.AbstractConnection]]] = {
+_ASYNC_CONNECTION_CLASSES: Final[
+    dict[type[Any], type[redis.asyncio.connection.AbstractConnection]]
+] = {
     redis.Connection: redis.asyncio.Connection,
     redis.SSLConnection: redis.asyncio.SSLConnection,
     redis.UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
@@ -219,9 +240,7 @@ def _async_client() -> redis.asyncio.Redis | None:
     connection_class = _ASYNC_CONNECTION_CLASSES.get(pool.connection_class)
     if connection_class is None:
         return None
-    accepted = {
-        name for cls in connection_class.__mro__ for name in _init_parameters(cls)
-    }
+    accepted = {name for cls in connection_class.__mro__ for name in _init_parameters(cls)}
     # The sync pool's parser and retry objects are sync-only; the async defaults apply.
     kwargs = {
         name: value
@@ -259,18 +278,21 @@ async def _arun(
         return await client.eval(script.source, len(keys), *keys, *args)  # type: ignore[misc]
 
 
-def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool) -> tuple[list[str], list[Any]]:
-    meta = pending.meta
-    names = [keys.session(pending.session_id)]
+def _save_call(
+    keys: _Keys, pending: PendingWrite, must_create: bool
+) -> tuple[list[str], list[Any]]:
+    meta, session_id = pending.meta, pending.session_id
+    names = [keys.session(session_id)]
     if meta.user_id is not None:
         names.append(keys.user(meta.user_id))
     now = now_epoch()
     args = [
-        "t" if pending.data is None else _MODES[must_create],
+        "c" if must_create else "u",
         pending.data or "",
-        sign(pending.session_id, "meta", dumps(meta.to_list())),
-        max(meta.expires - now, 1),
-        pending.session_id,
+        sign(session_id, "meta", dumps(meta.to_list())) if pending.meta_changed else "",
+        sign(session_id, "activity", dumps([meta.last_activity, meta.expires])),
+        max(meta.expires - now, 1) + EXPIRY_GRACE,
+        session_id,
         meta.expires,
         now,
     ]
@@ -285,7 +307,7 @@ def _saved(result: Any, must_create: bool) -> None:
 
 
 def _record(session_id: str, found: Sequence[Any]) -> StoredRecord | None:
-    data, meta = _text(found[0]), _meta(session_id, found[1])
+    data, meta = _text(found[0]), _meta(session_id, found[1], found[2])
     if data is None or meta is None:
         if found[0] is not None:
             logger.warning("Ignoring a corrupt session record (session %s)", session_id)
@@ -301,10 +323,13 @@ def _read_failed(session_id: str) -> None:
 
 def _infos(found: Sequence[Any]) -> list[SessionInfo]:
     infos = []
-    for raw_id, signed in zip(found[::2], found[1::2], strict=True):
+    now = now_epoch()
+    for raw_id, signed_meta, signed_activity in zip(
+        found[::3], found[1::3], found[2::3], strict=True
+    ):
         session_id = _text(raw_id) or ""
-        meta = _meta(session_id, signed)
-        if meta is not None:
+        meta = _meta(session_id, signed_meta, signed_activity)
+        if meta is not None and meta.expires > now:
             infos.append(SessionInfo.from_meta(session_id, meta))
     return sorted(infos, key=lambda info: info.last_activity, reverse=True)
 
@@ -312,10 +337,12 @@ def _infos(found: Sequence[Any]) -> list[SessionInfo]:
 class SessionStore(SecureSessionBase):
     """Redis-backed secure sessions."""
 
+    storage_errors = (redis.exceptions.RedisError,)
+
     def _read(self, session_id: str) -> StoredRecord | None:
         connection = _connection()
         try:
-            found = connection.client.hmget(connection.keys.session(session_id), ["d", "m"])
+            found = connection.client.hmget(connection.keys.session(session_id), ["d", "m", "a"])
         except redis.exceptions.RedisError:
             _read_failed(session_id)
             return None
@@ -326,7 +353,7 @@ class SessionStore(SecureSessionBase):
         if client is None:
             return await sync_to_async(self._read)(session_id)
         try:
-            found = await client.hmget(_connection().keys.session(session_id), ["d", "m"])
+            found = await client.hmget(_connection().keys.session(session_id), ["d", "m", "a"])
         except redis.exceptions.RedisError:
             _read_failed(session_id)
             return None
@@ -358,7 +385,9 @@ class SessionStore(SecureSessionBase):
     @classmethod
     def remove_session(cls, session_id: str) -> SessionMeta | None:
         connection = _connection()
-        signed = _run(connection.client, _DELETE, [connection.keys.session(session_id)], [session_id])
+        signed = _run(
+            connection.client, _DELETE, [connection.keys.session(session_id)], [session_id]
+        )
         return _meta(session_id, signed)
 
     @classmethod

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,28 +14,66 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='SecureSession',
+            name="SecureSession",
             fields=[
-                ('id', models.CharField(editable=False, max_length=64, primary_key=True, serialize=False, verbose_name='session id')),
-                ('data', models.TextField(verbose_name='session data')),
-                ('created', models.DateTimeField(verbose_name='created')),
-                ('last_activity', models.DateTimeField(verbose_name='last activity')),
-                ('last_auth', models.DateTimeField(blank=True, null=True, verbose_name='last authentication')),
-                ('absolute_expiry', models.DateTimeField(blank=True, null=True, verbose_name='absolute expiry')),
-                ('expire_date', models.DateTimeField(db_index=True, verbose_name='expires')),
-                ('ip', models.CharField(blank=True, max_length=64, verbose_name='IP address')),
-                ('ua_digest', models.CharField(blank=True, max_length=64, verbose_name='user agent digest')),
-                ('user_agent', models.CharField(blank=True, max_length=512, verbose_name='user agent')),
-                ('browser', models.CharField(blank=True, max_length=128, verbose_name='browser')),
-                ('os', models.CharField(blank=True, max_length=128, verbose_name='operating system')),
-                ('device', models.CharField(blank=True, max_length=128, verbose_name='device')),
-                ('user', models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.CharField(
+                        editable=False,
+                        max_length=64,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="session id",
+                    ),
+                ),
+                ("data", models.TextField(verbose_name="session data")),
+                ("created", models.DateTimeField(verbose_name="created")),
+                ("last_activity", models.DateTimeField(verbose_name="last activity")),
+                (
+                    "last_auth",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last authentication"),
+                ),
+                (
+                    "absolute_expiry",
+                    models.DateTimeField(blank=True, null=True, verbose_name="absolute expiry"),
+                ),
+                ("expire_date", models.DateTimeField(db_index=True, verbose_name="expires")),
+                ("ip", models.CharField(blank=True, max_length=64, verbose_name="IP address")),
+                (
+                    "ua_digest",
+                    models.CharField(blank=True, max_length=64, verbose_name="user agent digest"),
+                ),
+                (
+                    "user_agent",
+                    models.CharField(blank=True, max_length=512, verbose_name="user agent"),
+                ),
+                ("browser", models.CharField(blank=True, max_length=128, verbose_name="browser")),
+                (
+                    "os",
+                    models.CharField(blank=True, max_length=128, verbose_name="operating system"),
+                ),
+                ("device", models.CharField(blank=True, max_length=128, verbose_name="device")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'session',
-                'verbose_name_plural': 'sessions',
-                'permissions': [('revoke_session', 'Can revoke sessions')],
-                'indexes': [models.Index(fields=['user', 'expire_date'], name='secure_sess_user_expiry')],
+                "verbose_name": "session",
+                "verbose_name_plural": "sessions",
+                "permissions": [("revoke_session", "Can revoke sessions")],
+                "indexes": [
+                    models.Index(fields=["user", "expire_date"], name="secure_sess_user_expiry")
+                ],
             },
         ),
     ]
