@@ -39,7 +39,7 @@ def session_store_class() -> type[SecureSessionBase]:
 def user_id_of(user: Model | Any) -> str:
     """A user's id as sessions keep it: what ``login()`` stores in the session."""
     if isinstance(user, Model):
-        return str(user._meta.pk.value_to_string(user))  # type: ignore[union-attr]
+        return str(user._meta.pk.value_to_string(user))
     return str(user)
 
 
@@ -55,9 +55,15 @@ def _kept_ids(keep: Keep) -> list[str]:
     return ids
 
 
-def _announce(request: HttpRequest | None, user_id: str | None, session_id: str, reason: str) -> None:
+def _announce(
+    request: HttpRequest | None, user_id: str | None, session_id: str, reason: str
+) -> None:
     signals.session_revoked.send(
-        sender=SecureSessionBase, request=request, user_id=user_id, session_id=session_id, reason=reason
+        sender=SecureSessionBase,
+        request=request,
+        user_id=user_id,
+        session_id=session_id,
+        reason=reason,
     )
     logger.info("Session %s of user %s revoked (%s)", session_id, user_id, reason)
 

@@ -156,7 +156,7 @@ def ip_mismatch(
         return None if bound == current else Mismatch("ip", bound, current)
     try:
         address = ipaddress.ip_address(current)
-        prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
+        prefix = ipv4_prefix if isinstance(address, ipaddress.IPv4Address) else ipv6_prefix
         network = ipaddress.ip_network(f"{bound}/{prefix}", strict=False)
     except ValueError:
         return Mismatch("ip", bound, current)

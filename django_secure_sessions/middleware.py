@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -129,7 +130,7 @@ async def _anonymous_user() -> AnonymousUser:
 def _continue_as_anonymous(request: HttpRequest) -> None:
     # AuthenticationMiddleware ran before us and may have resolved the user already.
     request.user = AnonymousUser()
-    request.auser = _anonymous_user  # type: ignore[attr-defined]
+    request.auser = _anonymous_user
 
 
 def _is_passive(request: HttpRequest) -> bool:
@@ -137,26 +138,31 @@ def _is_passive(request: HttpRequest) -> bool:
     return passive is not None and passive.search(request.path_info) is not None
 
 
-def _activity_due(request: HttpRequest, session: SecureSessionBase) -> bool:
-    """Whether to write this request's activity (no I/O).
+def _activity_due(request: HttpRequest, session: SecureSessionBase | None) -> str | None:
+    """The session key if this request's activity should be written, else None (no I/O).
 
     Not when the session will be saved anyway (the save records the activity), nor
     for a passive URL, nor more than once per ACTIVITY_RESOLUTION seconds.
     """
+    if session is None or session.modified or (key := session.session_key) is None:
+        return None
     meta = session.meta
-    return (
+    due = (
         meta is not None
         and meta.user_id is not None
-        and session.session_key is not None
-        and not session.modified
         and not _is_passive(request)
         and activity_due(meta, now_epoch(), conf.ACTIVITY_RESOLUTION)
     )
+    return key if due else None
 
 
-def _refresh_cookie(response: HttpResponseBase, session: SecureSessionBase) -> None:
+def _write_errors(session: SecureSessionBase) -> tuple[type[Exception], ...]:
+    return (UpdateError, *session.storage_errors)
+
+
+def _refresh_cookie(response: HttpResponseBase, session: SecureSessionBase, key: str) -> None:
     """Re-send the session cookie with its slid expiry, as SessionMiddleware would."""
-    if response.status_code >= 500:
+    if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return
     if session.get_expire_at_browser_close():
         max_age, expires = None, None
@@ -165,13 +171,13 @@ def _refresh_cookie(response: HttpResponseBase, session: SecureSessionBase) -> N
         expires = http_date(time.time() + max_age)
     response.set_cookie(
         settings.SESSION_COOKIE_NAME,
-        session.session_key,
+        key,
         max_age=max_age,
         expires=expires,
         domain=settings.SESSION_COOKIE_DOMAIN,
         path=settings.SESSION_COOKIE_PATH,
-        secure=settings.SESSION_COOKIE_SECURE or None,
-        httponly=settings.SESSION_COOKIE_HTTPONLY or None,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=settings.SESSION_COOKIE_HTTPONLY,
         samesite=settings.SESSION_COOKIE_SAMESITE,
     )
 
@@ -213,13 +219,14 @@ class SecureSessionMiddleware:
                 session.get(USER_ID_KEY)  # this request's one load
                 self._check(request, session)
             response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
-            if session is not None and _activity_due(request, session):
+            key = _activity_due(request, session)
+            if session is not None and key is not None:
                 try:
                     session.touch()
-                except (UpdateError, *session.storage_errors) as exc:
+                except _write_errors(session) as exc:
                     _touch_failed(session, exc)
                 else:
-                    _refresh_cookie(response, session)
+                    _refresh_cookie(response, session, key)
             return response
         finally:
             current_request.reset(token)
@@ -232,13 +239,14 @@ class SecureSessionMiddleware:
                 await session.aget(USER_ID_KEY)
                 await self._acheck(request, session)
             response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
-            if session is not None and _activity_due(request, session):
+            key = _activity_due(request, session)
+            if session is not None and key is not None:
                 try:
                     await session.atouch()
-                except (UpdateError, *session.storage_errors) as exc:
+                except _write_errors(session) as exc:
                     _touch_failed(session, exc)
                 else:
-                    _refresh_cookie(response, session)
+                    _refresh_cookie(response, session, key)
             return response
         finally:
             current_request.reset(token)

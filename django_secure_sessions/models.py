@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -37,6 +41,8 @@ class SecureSession(models.Model):
     browser = models.CharField(_("browser"), max_length=128, blank=True)
     os = models.CharField(_("operating system"), max_length=128, blank=True)
     device = models.CharField(_("device"), max_length=128, blank=True)
+
+    objects: ClassVar[models.Manager[SecureSession]] = models.Manager()
 
     class Meta:
         verbose_name = _("session")

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -164,8 +164,9 @@ class SessionMeta:
 
     ``expires`` is when the session ends: its cookie age, or sooner its idle or absolute
     deadline as of its last write (storage keeps the record ``EXPIRY_GRACE`` longer);
-    ``absolute_expiry`` is when it ends whatever the activity (login + ABSOLUTE_TIMEOUT). ``ip`` is the client address (or
-    network) the session is bound to; ``ua_digest`` the digest of the raw user agent.
+    ``absolute_expiry`` is when it ends whatever the activity (login + ABSOLUTE_TIMEOUT).
+    ``ip`` is the client address the session is bound to (empty: bound to none);
+    ``ua_digest`` the digest of the raw user agent (empty: not bound yet).
     """
 
     user_id: str | None = None
@@ -347,15 +348,16 @@ class SecureSessionBase(SessionBase):
         self._check_key(key)
         await super().aset(key, value)
 
-    def update(self, dict_: Mapping[str, Any]) -> None:
-        for key in dict_:
-            self._check_key(key)
-        super().update(dict_)
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(self._checked(dict(*args, **kwargs)))
 
-    async def aupdate(self, dict_: Mapping[str, Any]) -> None:
-        for key in dict_:
+    async def aupdate(self, *args: Any, **kwargs: Any) -> None:
+        await super().aupdate(self._checked(dict(*args, **kwargs)))
+
+    def _checked(self, items: dict[str, Any]) -> dict[str, Any]:
+        for key in items:
             self._check_key(key)
-        await super().aupdate(dict_)
+        return items
 
     # -- expiry -----------------------------------------------------------------------
 
@@ -463,10 +465,8 @@ class SecureSessionBase(SessionBase):
     def _new_meta(self, now: int) -> SessionMeta:
         return SessionMeta(created=now, last_activity=now)
 
-    def _prepare(self, data: dict[str, Any], must_create: bool, age: int) -> PendingWrite:
+    def _prepare(self, key: str, data: dict[str, Any], must_create: bool, age: int) -> PendingWrite:
         """Everything a save writes, computed without I/O (shared by save and asave)."""
-        key = self.session_key
-        assert key is not None  # save() creates a key first
         payload = dumps(data)
         if len(payload) > conf.MAX_SIZE:
             raise SessionTooLarge(
@@ -504,19 +504,21 @@ class SecureSessionBase(SessionBase):
         self._stored_payload = pending.payload
 
     def save(self, must_create: bool = False) -> None:
-        if self.session_key is None:
+        key = self.session_key
+        if key is None:
             return self.create()
-        data = self._get_session(no_load=must_create)
-        pending = self._prepare(data, must_create, self._uncapped_age())
+        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        pending = self._prepare(key, data, must_create, self._uncapped_age())
         self._write(pending, must_create)
         self._written(pending)
         return None
 
     async def asave(self, must_create: bool = False) -> None:
-        if self.session_key is None:
+        key = self.session_key
+        if key is None:
             return await self.acreate()
-        data = await self._aget_session(no_load=must_create)
-        pending = self._prepare(data, must_create, await self._auncapped_age())
+        data = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
+        pending = self._prepare(key, data, must_create, await self._auncapped_age())
         await self._awrite(pending, must_create)
         self._written(pending)
         return None
@@ -543,12 +545,16 @@ class SecureSessionBase(SessionBase):
 
     # -- metadata set by the app ------------------------------------------------------
 
+    def _ensure_loaded(self) -> None:
+        # Loads (once), so that self.meta reflects storage before it is changed.
+        self._get_session()  # type: ignore[attr-defined]
+
     def record_login(self) -> None:
         """Stamp a fresh authentication: created, last authentication, absolute expiry.
 
         Called at login (``user_logged_in``); saved with the session's next save.
         """
-        self._get_session()  # make sure self.meta reflects storage before changing it
+        self._ensure_loaded()
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
         meta.created = now
@@ -568,7 +574,7 @@ class SecureSessionBase(SessionBase):
         ``ip`` is None when the address could not be parsed: the session is then bound
         to no address, which no request matches (fail closed).
         """
-        self._get_session()
+        self._ensure_loaded()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now_epoch())
         summary = summarize_user_agent(user_agent)
         meta.ip = ip or ""

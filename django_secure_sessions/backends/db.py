@@ -67,7 +67,7 @@ def _meta_from_row(row: Row) -> SessionMeta:
 
 @cache
 def _user_pk_field() -> Field[Any, Any]:
-    target: Field[Any, Any] = SecureSession._meta.get_field("user").target_field  # type: ignore[union-attr]
+    target: Field[Any, Any] = SecureSession._meta.get_field("user").target_field
     return target
 
 
@@ -126,6 +126,11 @@ def _live(session_id: str) -> QuerySet[SecureSession]:
     return _sessions(write=True).filter(pk=session_id, expire_date__gt=_now())
 
 
+def _new_row(pending: PendingWrite) -> SecureSession:
+    # A created session always carries its data (see SecureSessionBase._prepare).
+    return SecureSession(id=pending.session_id, data=pending.data or "{}", **_columns(pending.meta))
+
+
 def _record(row: Row | None) -> StoredRecord | None:
     return None if row is None else StoredRecord(row[0], _meta_from_row(row))
 
@@ -172,8 +177,8 @@ class SessionStore(SecureSessionBase):
     async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
         if must_create:
             try:
-                await SecureSession.objects.using(router.db_for_write(SecureSession)).acreate(
-                    id=pending.session_id, data=pending.data, **_columns(pending.meta)
+                await _new_row(pending).asave(
+                    force_insert=True, using=router.db_for_write(SecureSession)
                 )
             except IntegrityError as exc:
                 raise CreateError from exc
@@ -182,9 +187,7 @@ class SessionStore(SecureSessionBase):
 
     @staticmethod
     def _insert(pending: PendingWrite, using: str) -> None:
-        SecureSession(id=pending.session_id, data=pending.data, **_columns(pending.meta)).save(
-            force_insert=True, using=using
-        )
+        _new_row(pending).save(force_insert=True, using=using)
 
     @staticmethod
     def _update_columns(pending: PendingWrite) -> dict[str, Any]:

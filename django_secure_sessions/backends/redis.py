@@ -52,6 +52,9 @@ from .base import (
 
 logger = logging.getLogger("django_secure_sessions")
 
+# Index keys pruned per pipeline by clear_expired(), and the SCAN hint to match.
+_SCAN_BATCH: Final = 1000
+
 
 @dataclass(frozen=True)
 class _Script:
@@ -157,11 +160,12 @@ def _meta(session_id: str, signed_meta: Any, signed_activity: Any = None) -> Ses
     meta = SessionMeta.from_list(_signed_json(session_id, "meta", signed_meta))
     if meta is None or signed_activity is None:
         return meta
-    activity = _signed_json(session_id, "activity", signed_activity)
-    if not (isinstance(activity, list) and len(activity) == 2):
-        return None
-    meta.last_activity, meta.expires = activity
-    return meta
+    match _signed_json(session_id, "activity", signed_activity):
+        case [int(last_activity), int(expires)]:
+            meta.last_activity, meta.expires = last_activity, expires
+            return meta
+        case _:
+            return None
 
 
 @dataclass(frozen=True)
@@ -273,9 +277,9 @@ async def _arun(
     client: redis.asyncio.Redis, script: _Script, keys: Sequence[str], args: Sequence[Any]
 ) -> Any:
     try:
-        return await client.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
-        return await client.eval(script.source, len(keys), *keys, *args)  # type: ignore[misc]
+        return await client.eval(script.source, len(keys), *keys, *args)
 
 
 def _save_call(
@@ -397,9 +401,9 @@ class SessionStore(SecureSessionBase):
         now = now_epoch()
         pattern = connection.keys.user("*")
         batch: list[Any] = []
-        for name in connection.client.scan_iter(match=pattern, count=1000):
+        for name in connection.client.scan_iter(match=pattern, count=_SCAN_BATCH):
             batch.append(name)
-            if len(batch) == 1000:
+            if len(batch) == _SCAN_BATCH:
                 cls._prune(connection.client, batch, now)
                 batch = []
         cls._prune(connection.client, batch, now)
