@@ -1,0 +1,56 @@
+# Development tasks. Needs only make and Python 3.10+: the first target run creates .venv.
+# `make` alone lists the targets.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Extra arguments for pytest or the benchmark script: make test ARGS="-k engine"
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint format bench docs clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
+		echo "error: django-secure-sessions needs Python 3.10 or newer to create $(VENV)," \
+			"but '$(PYTHON)' is $$($(PYTHON) --version 2>/dev/null || echo "not found")." >&2; \
+		echo "       Run make again with PYTHON=/path/to/python3.x (3.10+)." >&2; \
+		exit 1; }
+	$(PYTHON) -m venv --upgrade-deps $(VENV)
+
+# One stamp per set of extras ("core" is none): pip runs again only when pyproject.toml
+# changes.
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --editable ".$(if $(filter core,$*),,[$*])"
+	@touch $@
+
+demo: $(VENV)/.installed-core ## Run the example project at http://127.0.0.1:8000/
+	$(PY) example_project/manage.py migrate
+	$(PY) example_project/manage.py demo_account
+	$(PY) example_project/manage.py runserver 127.0.0.1:8000
+
+test: $(VENV)/.installed-test ## Run the tests (REDIS_URL, REQUIRE_REDIS, DATABASE_URL, ARGS)
+	$(PY) -m pytest $(ARGS)
+
+lint: $(VENV)/.installed-lint ## Check style, format and types
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(VENV)/.installed-lint ## Fix what ruff can fix and format the code
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(VENV)/.installed-test ## Run the benchmarks (ARGS)
+	$(PY) benchmarks/run.py $(ARGS)
+
+docs: $(VENV)/.installed-docs ## Build the HTML docs into docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+clean: ## Remove build output and caches (keeps .venv and the demo database)
+	rm -rf build dist docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -prune \
+		-exec rm -rf {} +

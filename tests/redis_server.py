@@ -1,0 +1,191 @@
+"""pytest plugin: find the Redis server the test suite uses, before Django reads its settings.
+
+Loaded with ``-p tests.redis_server`` (``addopts`` in pyproject.toml), so it is active for
+``make test``, tox and a plain ``pytest`` alike.
+
+Environment:
+
+``REDIS_URL``
+    The server to use, ``redis://127.0.0.1:6379`` by default. The suite uses its database 15
+    unless the URL names a database, so a developer's database 0 is left alone.
+``REQUIRE_REDIS``
+    ``1`` turns a missing Redis into an error that stops the run (CI sets it); otherwise the
+    tests that need Redis are skipped, and the report header says why.
+
+When that server does not answer and ``redis-server`` is on ``PATH``, a throwaway server is
+started on a free port, keeping nothing on disk, and stopped when pytest exits.
+
+The URL in use is published in the environment variable ``TEST_REDIS_URL``, which
+tests/settings.py reads for ``CACHES``, and returned by the session fixture ``redis_url``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import redis
+
+DEFAULT_URL = "redis://127.0.0.1:6379"
+TEST_DATABASE = 15
+RESOLVED_URL_VARIABLE = "TEST_REDIS_URL"
+STARTUP_SECONDS = 10.0
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"", "0", "false", "no", "off"}
+
+
+@dataclass
+class RedisServer:
+    """The Redis the suite talks to, or why there is none (``unavailable``)."""
+
+    url: str
+    description: str
+    unavailable: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    directory: tempfile.TemporaryDirectory[str] | None = None
+
+    def stop(self) -> None:
+        """Stop the throwaway server, if this plugin started one."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STARTUP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self.directory is not None:
+            self.directory.cleanup()
+            self.directory = None
+
+
+server_key = pytest.StashKey[RedisServer]()
+
+
+def with_test_database(url: str) -> str:
+    """``url`` pointing at ``TEST_DATABASE``, unless it names a database already."""
+    parts = urlsplit(url)
+    if parts.path.strip("/") or "db" in parse_qs(parts.query):
+        return url
+    return parts._replace(path=f"/{TEST_DATABASE}").geturl()
+
+
+def ping(url: str) -> str | None:
+    """``None`` if a Redis answers at ``url``, else why not."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    except ValueError as error:  # not a Redis URL
+        return str(error)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        return f"{type(error).__name__}: {str(error).rstrip('.')}"
+    finally:
+        client.close()
+    return None
+
+
+def free_port() -> int:
+    # The port could be taken again before redis-server binds it; then startup fails and
+    # says so, which is rare enough not to retry.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_throwaway(executable: str, why: str) -> RedisServer:
+    """Start ``redis-server`` on a free port in a temporary directory and wait for it."""
+    directory = tempfile.TemporaryDirectory(prefix="secure-sessions-redis-")
+    log_path = Path(directory.name) / "redis-server.log"
+    port = free_port()
+    command = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", directory.name]
+    command += ["--save", "", "--appendonly", "no"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    url = with_test_database(f"redis://127.0.0.1:{port}")
+    server = RedisServer(
+        url=url,
+        description=f"throwaway redis-server at {url} ({why})",
+        process=process,
+        directory=directory,
+    )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while (problem := ping(url)) is not None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            log_tail = log_path.read_text(errors="replace").strip()[-1000:]
+            server.stop()
+            server.unavailable = (
+                f"{why}, and the throwaway {executable} did not start ({problem}): {log_tail}"
+            )
+            return server
+        time.sleep(0.05)
+    return server
+
+
+def find_redis() -> RedisServer:
+    source = "REDIS_URL" if os.environ.get("REDIS_URL") else "default REDIS_URL"
+    url = with_test_database(os.environ.get("REDIS_URL") or DEFAULT_URL)
+    problem = ping(url)
+    if problem is None:
+        return RedisServer(url=url, description=f"{url} ({source})")
+    why = f"nothing answers at {url} ({source}; {problem})"
+    executable = shutil.which("redis-server")
+    if executable is None:
+        return RedisServer(
+            url=url,
+            description=url,
+            unavailable=f"{why}, and there is no redis-server on PATH to start one",
+        )
+    return start_throwaway(executable, why)
+
+
+def redis_required() -> bool:
+    value = os.environ.get("REQUIRE_REDIS", "").strip().lower()
+    if value not in TRUE_VALUES | FALSE_VALUES:
+        msg = f"REQUIRE_REDIS={value!r}: use 1 or 0."
+        raise pytest.UsageError(msg)
+    return value in TRUE_VALUES
+
+
+# A wrapper, because pytest-django imports the settings in its own implementation of this
+# hook, and a wrapper runs before every plain implementation whatever the plugin order.
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
+    required = redis_required()
+    server = find_redis()
+    early_config.add_cleanup(server.stop)
+    if server.unavailable is not None and required:
+        msg = f"REQUIRE_REDIS=1 but Redis is not available: {server.unavailable}."
+        raise pytest.UsageError(msg)
+    early_config.stash[server_key] = server
+    os.environ[RESOLVED_URL_VARIABLE] = server.url
+    return (yield)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server = config.stash[server_key]
+    if server.unavailable is None:
+        return f"redis: {server.description}"
+    return (
+        f"redis: !!! NOT AVAILABLE, TESTS THAT NEED REDIS ARE SKIPPED !!! {server.unavailable}. "
+        "Set REDIS_URL or put redis-server on PATH; REQUIRE_REDIS=1 makes this an error."
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url(pytestconfig: pytest.Config) -> str:
+    """URL of the Redis database the suite uses (the one in ``CACHES``), or skip the test."""
+    server = pytestconfig.stash[server_key]
+    if server.unavailable is not None:
+        pytest.skip(f"REDIS NOT AVAILABLE: {server.unavailable}")
+    return server.url

@@ -1,0 +1,100 @@
+"""Django settings for the test suite (pytest-django loads them: see pyproject.toml).
+
+Environment:
+
+``DATABASE_URL``
+    Unset or ``sqlite://...``: SQLite. ``postgres://user:password@host:port/name``:
+    PostgreSQL, whose test database Django creates beside ``name``.
+``TEST_REDIS_URL``
+    Set by the pytest plugin ``tests.redis_server`` from ``REDIS_URL`` before these settings
+    are read; the default only serves tools that read them outside pytest (mypy).
+"""
+
+import os
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def database_from_url(url: str) -> dict[str, Any]:
+    """Django's ``DATABASES["default"]`` for a ``sqlite://`` or ``postgres://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:////abs/path.sqlite3 names a file, sqlite:// and sqlite:///:memory: memory.
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": parts.path[1:] or ":memory:"}
+    if parts.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+        }
+    msg = f"DATABASE_URL {url!r}: use sqlite:// or postgres://user@host:port/name."
+    raise ImproperlyConfigured(msg)
+
+
+SECRET_KEY = "django-secure-sessions-tests-only"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_secure_sessions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_secure_sessions.middleware.SecureSessionMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tests.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "sqlite://"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # A Redis that stops answering fails the test instead of hanging the suite.
+            "SOCKET_CONNECT_TIMEOUT": 5,
+            "SOCKET_TIMEOUT": 5,
+        },
+    },
+}
+
+SESSION_ENGINE = "django_secure_sessions.backends.db"
+
+# Hashing speed is irrelevant to what the tests check.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+USE_TZ = True
+STATIC_URL = "static/"
