@@ -13,6 +13,7 @@ lazily and defensively, only to recognise subclasses of ours.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
@@ -60,6 +61,8 @@ ENGINE_HINT: Final = f'Set SESSION_ENGINE = "{DB_ENGINE}" (or "{REDIS_ENGINE}").
 MIDDLEWARE_HINT: Final = (
     f'Put "{SECURE_SESSION_MIDDLEWARE}" in MIDDLEWARE, after "{AUTH_MIDDLEWARE}".'
 )
+
+_UNPREFIX: Final = re.compile(r"^SECURE_SESSIONS?_?")
 
 Rule = Callable[[], Iterable[checks.CheckMessage]]
 
@@ -299,13 +302,15 @@ def _check_invalidate_on_fields() -> Iterator[checks.CheckMessage]:
 def _check_unknown_settings() -> Iterator[checks.CheckMessage]:
     # "SECURE_SESSION" without the S catches the likeliest typo of the prefix too;
     # Django has no setting of its own starting like this.
-    known = [setting.full_name for setting in SETTINGS]
+    known = {setting.name: setting.full_name for setting in SETTINGS}
     for name in dir(settings):
-        if name.startswith("SECURE_SESSION") and name not in known:
-            matches = difflib.get_close_matches(name, known, n=1)
+        if name.startswith("SECURE_SESSION") and name not in known.values():
+            # Compared without the prefix, which every name shares and would make any
+            # name look close to some setting.
+            matches = difflib.get_close_matches(_UNPREFIX.sub("", name), known, n=1)
             yield checks.Warning(
                 f"{name} is not a setting of django-secure-sessions, so it has no effect.",
-                hint=f"Did you mean {matches[0]}?"
+                hint=f"Did you mean {known[matches[0]]}?"
                 if matches
                 else "See the settings reference for the names of the settings.",
                 id=UNKNOWN_SETTING,

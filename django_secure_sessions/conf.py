@@ -44,10 +44,10 @@ DEFAULT_FORBIDDEN_KEYS: Final = (
     r"api[_-]?key",
     r"card[_-]?(number|num|no)",
     r"credit[_-]?card",
-    r"\bpan\b",
+    r"(?<![a-z])pan(?![a-z])",  # a card number, also in card_pan
     r"cvv",
     r"cvc",
-    r"\bssn\b",
+    r"(?<![a-z])ssn(?![a-z])",
     r"social[_-]?security",
 )
 
