@@ -55,7 +55,7 @@ def _kept_ids(keep: Keep) -> list[str]:
     return ids
 
 
-def _announce(
+def announce_revoked(
     request: HttpRequest | None, user_id: str | None, session_id: str, reason: str
 ) -> None:
     signals.session_revoked.send(
@@ -82,7 +82,7 @@ def revoke_session(
     meta = session_store_class().remove_session(session_id)
     if meta is None:
         return False
-    _announce(request, meta.user_id, session_id, reason)
+    announce_revoked(request, meta.user_id, session_id, reason)
     return True
 
 
@@ -101,7 +101,7 @@ def revoke_user_sessions(
     user_id = user_id_of(user)
     revoked = session_store_class().remove_user_sessions(user_id, _kept_ids(keep))
     for session_id in revoked:
-        _announce(request, user_id, session_id, reason)
+        announce_revoked(request, user_id, session_id, reason)
     return len(revoked)
 
 

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -487,7 +487,11 @@ class SecureSessionBase(SessionBase):
         session_id = session_id_for_key(key)
         changed = must_create or payload != self._stored_payload
         signed = sign(session_id, "data", payload) if changed else None
-        meta_changed = must_create or not meta.same_except_activity(self._stored_meta)
+        # A write of the data rewrites the meta too (same round trip), so the whole
+        # record is signed with the current SECRET_KEY again: after a rotation, a
+        # meta left signed with a fallback key would end the session once the
+        # fallback is removed, though its data was saved since.
+        meta_changed = changed or not meta.same_except_activity(self._stored_meta)
         return PendingWrite(session_id, signed, meta, meta_changed, payload)
 
     @staticmethod
@@ -707,3 +711,46 @@ class SecureSessionBase(SessionBase):
     def remove_session(cls, session_id: str) -> SessionMeta | None:
         """Delete a session by its public id; return its meta if it existed."""
         raise NotImplementedError
+
+    # -- maintenance, for the management commands ------------------------------------------
+
+    @classmethod
+    def clear_expired(cls) -> None:
+        for _ in cls.expired_batches():
+            pass
+
+    @classmethod
+    def expired_batches(cls, batch_size: int = 1000, *, dry_run: bool = False) -> Iterator[int]:
+        """Remove what has expired, a batch at a time, yielding how many entries each
+        batch removed (or, with ``dry_run``, would remove). Memory stays bounded."""
+        raise NotImplementedError
+
+    @classmethod
+    def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:
+        """The ids of every stored session, a batch at a time."""
+        raise NotImplementedError
+
+    @classmethod
+    def remove_sessions(cls, session_ids: list[str]) -> list[tuple[str, str | None]]:
+        """Delete these sessions; return (id, user id) of those that existed."""
+        raise NotImplementedError
+
+    @classmethod
+    def import_session(cls, session_key: str, data: dict[str, Any], expires: int) -> bool:
+        """Store a session of another engine under its own key, so its cookie keeps
+        working; False if the key is malformed or already stored here.
+
+        What another engine doesn't record is filled in as of now: created and last
+        authentication (so the timeouts count from the import), and the client binding
+        is left to the session's first request (see the middleware).
+        """
+        store = cls(session_key)
+        if store.session_key is None:
+            return False
+        now = now_epoch()
+        pending = store._prepare(session_key, data, True, max(expires - now, 1))
+        try:
+            store._write(pending, must_create=True)
+        except CreateError:
+            return False
+        return True

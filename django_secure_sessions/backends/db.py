@@ -7,14 +7,14 @@ a creation one ``INSERT``, with no ``exists()`` probe before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any, Final
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import Field, QuerySet
+from django.db.models import Field, QuerySet, Subquery
 
 from ..models import SecureSession
 from ..timeouts import EXPIRY_GRACE
@@ -214,12 +214,43 @@ class SessionStore(SecureSessionBase):
         return None if record is None else record.meta
 
     @classmethod
-    def clear_expired(cls) -> None:
-        _sessions(write=True).filter(expire_date__lte=_retained()).delete()
+    def expired_batches(cls, batch_size: int = 1000, *, dry_run: bool = False) -> Iterator[int]:
+        expired = _sessions(write=True).filter(expire_date__lte=_retained())
+        if dry_run:
+            yield expired.count()
+            return
+        while True:
+            # One DELETE ... WHERE id IN (SELECT id ... LIMIT n) per batch: no ids
+            # travel through Python, and no transaction holds the table for long.
+            batch = expired.values("pk")[:batch_size]
+            deleted, _ = _sessions(write=True).filter(pk__in=Subquery(batch)).delete()
+            if not deleted:
+                return
+            yield deleted
 
     @classmethod
     async def aclear_expired(cls) -> None:
         await _sessions(write=True).filter(expire_date__lte=_retained()).adelete()
+
+    @classmethod
+    def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:
+        last = ""
+        while ids := list(
+            _sessions().filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        ):
+            yield ids
+            last = ids[-1]
+
+    @classmethod
+    def remove_sessions(cls, session_ids: list[str]) -> list[tuple[str, str | None]]:
+        sessions = _sessions(write=True).filter(pk__in=session_ids)
+        with transaction.atomic(using=router.db_for_write(SecureSession)):
+            found: list[tuple[str, str | None]] = [
+                (session_id, None if user_id is None else str(user_id))
+                for session_id, user_id in sessions.values_list("pk", "user_id")
+            ]
+            sessions.delete()
+        return found
 
     @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:

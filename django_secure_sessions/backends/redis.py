@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import itertools
 import logging
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,13 +48,11 @@ from .base import (
     dumps,
     load_signed_json,
     now_epoch,
+    security_logger,
     sign,
 )
 
 logger = logging.getLogger("django_secure_sessions")
-
-# Index keys pruned per pipeline by clear_expired(), and the SCAN hint to match.
-_SCAN_BATCH: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -314,7 +313,9 @@ def _record(session_id: str, found: Sequence[Any]) -> StoredRecord | None:
     data, meta = _text(found[0]), _meta(session_id, found[1], found[2])
     if data is None or meta is None:
         if found[0] is not None:
-            logger.warning("Ignoring a corrupt session record (session %s)", session_id)
+            # Tampering or corruption (bytes that aren't UTF-8 say, which never reach
+            # the signature check): reported where Django reports a bad session.
+            security_logger.warning("Ignoring a corrupt session record (session %s)", session_id)
         return None
     return StoredRecord(data, meta)
 
@@ -395,30 +396,41 @@ class SessionStore(SecureSessionBase):
         return _meta(session_id, signed)
 
     @classmethod
-    def clear_expired(cls) -> None:
-        """Prune expired entries from the per-user indexes (Redis expires sessions)."""
+    def expired_batches(cls, batch_size: int = 1000, *, dry_run: bool = False) -> Iterator[int]:
+        """Sessions expire by themselves in Redis; this prunes the per-user indexes of
+        entries whose session has expired (each index is also pruned on every write)."""
         connection = _connection()
         now = now_epoch()
-        pattern = connection.keys.user("*")
-        batch: list[Any] = []
-        for name in connection.client.scan_iter(match=pattern, count=_SCAN_BATCH):
-            batch.append(name)
-            if len(batch) == _SCAN_BATCH:
-                cls._prune(connection.client, batch, now)
-                batch = []
-        cls._prune(connection.client, batch, now)
-
-    @staticmethod
-    def _prune(client: redis.Redis, names: list[Any], now: int) -> None:
-        if names:
-            with client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.zremrangebyscore(name, "-inf", now)
-                pipe.execute()
+        names = connection.client.scan_iter(match=connection.keys.user("*"), count=batch_size)
+        while batch := list(itertools.islice(names, batch_size)):
+            with connection.client.pipeline(transaction=False) as pipe:
+                for name in batch:
+                    if dry_run:
+                        pipe.zcount(name, "-inf", now)
+                    else:
+                        pipe.zremrangebyscore(name, "-inf", now)
+                yield sum(pipe.execute())
 
     @classmethod
     async def aclear_expired(cls) -> None:
         await sync_to_async(cls.clear_expired)()
+
+    @classmethod
+    def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:
+        connection = _connection()
+        start = len(connection.keys.session_prefix)
+        names = connection.client.scan_iter(match=connection.keys.session("*"), count=batch_size)
+        while batch := list(itertools.islice(names, batch_size)):
+            yield [(_text(name) or "")[start:] for name in batch]
+
+    @classmethod
+    def remove_sessions(cls, session_ids: list[str]) -> list[tuple[str, str | None]]:
+        found = []
+        for session_id in session_ids:
+            meta = cls.remove_session(session_id)
+            if meta is not None:
+                found.append((session_id, meta.user_id))
+        return found
 
     @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:

@@ -1,0 +1,45 @@
+"""What the management commands share."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError
+
+from ...api import session_store_class
+from ...backends.base import SecureSessionBase
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
+    return number
+
+
+def configured_store() -> type[SecureSessionBase]:
+    try:
+        return session_store_class()
+    except ImproperlyConfigured as exc:
+        raise CommandError(str(exc)) from exc
+
+
+@contextmanager
+def storage_errors_reported(store: type[SecureSessionBase]) -> Iterator[None]:
+    """Turn a storage failure into a clear message and a non-zero exit."""
+    try:
+        yield
+    except store.storage_errors as exc:
+        raise CommandError(
+            f"The session storage failed ({type(exc).__name__}: {exc}). "
+            "Nothing after this point was done; it is safe to run the command again."
+        ) from exc
+
+
+Writer = Callable[[str], None]

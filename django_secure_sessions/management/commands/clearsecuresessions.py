@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from ._common import configured_store, positive_int, storage_errors_reported
+
+
+class Command(BaseCommand):
+    help = (
+        "Remove expired sessions (database engine) and expired entries of the per-user "
+        "indexes (Redis engine, where Redis expires the sessions themselves), in batches."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be removed; change nothing."
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=1000,
+            help="Entries removed per batch (default: 1000).",
+        )
+
+    def handle(self, *args: Any, dry_run: bool, batch_size: int, **options: Any) -> None:
+        store = configured_store()
+        total = 0
+        with storage_errors_reported(store):
+            for count in store.expired_batches(batch_size, dry_run=dry_run):
+                total += count
+                if not dry_run and count:
+                    self.stdout.write(f"Removed {count} expired entries ({total} so far).")
+        verb = "Would remove" if dry_run else "Removed"
+        self.stdout.write(self.style.SUCCESS(f"{verb} {total} expired entries in all."))
