@@ -46,15 +46,19 @@ def user_agent_digest(user_agent: str) -> str:
     return hashlib.sha256(user_agent.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-@lru_cache(maxsize=512)
 def summarize_user_agent(user_agent: str) -> UserAgentSummary:
     """Parse a user agent into browser, OS and device families.
 
-    Parsing runs dozens of regexes, so results are cached; the cache is bounded and the
-    input is cut to the length we store, so an attacker sending huge or ever-changing
-    headers costs a bounded amount of memory.
+    Parsing runs dozens of regexes, so results are cached. The input is cut to the
+    length we store *before* it becomes a cache key, and the cache is bounded, so an
+    attacker sending huge or ever-changing headers costs a bounded amount of memory.
     """
-    parsed = parse_user_agent(user_agent[:USER_AGENT_MAX_LENGTH])
+    return _summarize(user_agent[:USER_AGENT_MAX_LENGTH])
+
+
+@lru_cache(maxsize=512)
+def _summarize(user_agent: str) -> UserAgentSummary:
+    parsed = parse_user_agent(user_agent)
     return UserAgentSummary(
         browser=parsed.browser.family or "Other",
         os=parsed.os.family or "Other",
@@ -155,11 +159,14 @@ def ip_mismatch(
     if mode == "exact":
         return None if bound == current else Mismatch("ip", bound, current)
     try:
+        bound_address = ipaddress.ip_address(bound)
         address = ipaddress.ip_address(current)
-        prefix = ipv4_prefix if isinstance(address, ipaddress.IPv4Address) else ipv6_prefix
-        network = ipaddress.ip_network(f"{bound}/{prefix}", strict=False)
     except ValueError:
         return Mismatch("ip", bound, current)
+    # The network is sized by the family of the bound address: an IPv4 client that
+    # comes back over IPv6 (or the reverse) is in another network, whatever the prefix.
+    prefix = ipv4_prefix if isinstance(bound_address, ipaddress.IPv4Address) else ipv6_prefix
+    network = ipaddress.ip_network((bound_address, prefix), strict=False)
     return None if address in network else Mismatch("ip", str(network), current)
 
 

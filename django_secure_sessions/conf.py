@@ -165,6 +165,15 @@ def _regex_list_problem(flags: int) -> Callable[[Any], str | None]:
     return validate
 
 
+def _dotted_path_problem(value: Any) -> str | None:
+    # Only the shape: importing it here could run project code during the checks.
+    if not isinstance(value, str) or not all(part.isidentifier() for part in value.split(".")):
+        return f"must be the dotted path of a class, not {value!r}"
+    if "." not in value:
+        return f"must be a dotted path (module.Class), not {value!r}"
+    return None
+
+
 def _network_problem(item: str) -> str | None:
     try:
         ipaddress.ip_network(item, strict=False)
@@ -239,6 +248,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         300,
         lambda v: _duration_problem(v, allow_none=False),
         "Use a positive number of seconds (e.g. 300) or a timedelta.",
+    ),
+    Setting(
+        "REAUTH_MAX_FAILURES",
+        5,
+        _int_problem(1, None),
+        "Use a positive integer: failed re-authentications in a row that end the session.",
+    ),
+    Setting(
+        "REAUTH_FORM",
+        "django_secure_sessions.forms.ReauthForm",
+        _dotted_path_problem,
+        'Use the dotted path of a form class, e.g. "myproject.forms.ConfirmForm".',
     ),
     Setting("MAX_SIZE", 16384, _int_problem(1, None), "Use a positive number of bytes."),
     Setting(
@@ -339,6 +360,14 @@ class Conf:
     @property
     def REAUTH_MAX_AGE(self) -> int:
         return _to_seconds(_value("REAUTH_MAX_AGE"))  # its validator refuses None
+
+    @property
+    def REAUTH_MAX_FAILURES(self) -> int:
+        return int(_value("REAUTH_MAX_FAILURES"))
+
+    @property
+    def REAUTH_FORM(self) -> str:
+        return str(_value("REAUTH_FORM"))
 
     @property
     def MAX_SIZE(self) -> int:

@@ -567,6 +567,14 @@ class SecureSessionBase(SessionBase):
         self.meta = meta
         self.modified = True
 
+    def record_reauth(self) -> None:
+        """Stamp a confirmed re-authentication (the absolute timeout still counts from
+        the login). Saved with the session's next save."""
+        self._ensure_loaded()
+        if self.meta is not None:
+            self.meta = replace(self.meta, last_auth=now_epoch())
+            self.modified = True
+
     @property
     def is_bound(self) -> bool:
         """Whether the session is bound to a client (it is from its first request on)."""

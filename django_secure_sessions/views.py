@@ -1,0 +1,244 @@
+"""The re-authentication view and the user's own "Your sessions" pages (SPEC §6, §7).
+
+Every page answers JSON to a client that asks for it (``Accept: application/json``),
+so a single-page app or an API client can use them; the HTML works without JavaScript.
+No page shows or accepts a session key: sessions are named by their public id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, Final
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, resolve_url
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.generic import FormView, TemplateView
+
+from . import signals
+from .api import (
+    announce_revoked,
+    list_user_sessions,
+    revoke_session,
+    revoke_user_sessions,
+    user_id_of,
+)
+from .backends.base import SecureSessionBase, SessionInfo
+from .conf import conf
+from .decorators import wants_json
+from .mixins import ReauthRequiredMixin
+
+logger = logging.getLogger("django_secure_sessions")
+
+# Failed re-authentications in a row, kept in the session (never a secret).
+FAILURES_KEY: Final = "_secure_sessions_reauth_failures"
+
+
+def _session(request: HttpRequest) -> SecureSessionBase:
+    session = request.session
+    if not isinstance(session, SecureSessionBase):
+        raise Http404("These pages need a django-secure-sessions engine.")
+    return session
+
+
+@method_decorator(
+    [sensitive_post_parameters("password"), csrf_protect, never_cache], name="dispatch"
+)
+class ReauthView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
+    """Asks the signed-in user to confirm their password, then goes back to ``next``.
+
+    To plug in another confirmation step, set ``SECURE_SESSIONS_REAUTH_FORM`` to a form
+    taking ``request`` (a valid form means the user is confirmed), or subclass this view
+    and route ``secure_sessions:reauth`` to it.
+    """
+
+    template_name = "django_secure_sessions/reauth.html"
+
+    def get_form_class(self) -> type[Form]:
+        if self.form_class is not None:
+            return self.form_class
+        form_class: type[Form] = import_string(conf.REAUTH_FORM)
+        return form_class
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "next": self._next_url()}
+
+    def _next_url(self) -> str:
+        """``next`` when it is safe to go to (same host, not a scheme trick), else
+        ``LOGIN_REDIRECT_URL``: the view is no open redirect."""
+        request = self.request
+        candidate = request.POST.get("next") or request.GET.get("next") or ""
+        if url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return candidate
+        return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+    def _common(self) -> dict[str, Any]:
+        session = _session(self.request)
+        return {
+            "request": self.request,
+            "user_id": user_id_of(self.request.user),
+            "session_id": session.session_id,
+        }
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        session = _session(self.request)
+        # A new key for the confirmed session: one seen before the confirmation (a
+        # fixation, a leak) is worth nothing afterwards.
+        session.cycle_key()
+        session.record_reauth()
+        session.pop(FAILURES_KEY, None)
+        signals.reauth_succeeded.send(sender=type(self), **self._common())
+        logger.info(
+            "Session %s of user %s re-authenticated", session.session_id, self._common()["user_id"]
+        )
+        if wants_json(self.request):
+            return JsonResponse({"reauthenticated": True, "next": self._next_url()})
+        return redirect(self._next_url())
+
+    def form_invalid(self, form: Form) -> HttpResponse:
+        session = _session(self.request)
+        failures = int(session.get(FAILURES_KEY, 0)) + 1
+        common = self._common()
+        signals.reauth_failed.send(sender=type(self), failures=failures, **common)
+        logger.warning(
+            "Session %s of user %s: failed re-authentication (%d in a row)",
+            common["session_id"],
+            common["user_id"],
+            failures,
+        )
+        if failures >= conf.REAUTH_MAX_FAILURES:
+            # Whoever keeps failing may hold a stolen session and be guessing the
+            # password: end the session rather than let them go on.
+            session.flush()
+            self.request.user = AnonymousUser()
+            announce_revoked(
+                self.request, common["user_id"], common["session_id"], "reauth_failures"
+            )
+            if wants_json(self.request):
+                return JsonResponse(
+                    {"detail": _("Too many failed attempts. Please sign in again.")}, status=403
+                )
+            return redirect_to_login(self._next_url())
+        session[FAILURES_KEY] = failures
+        if wants_json(self.request):
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+        return super().form_invalid(form)
+
+
+def session_json(info: SessionInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "current": info.is_current,
+        "ip": info.ip,
+        "browser": info.browser,
+        "os": info.os,
+        "device": info.device,
+        "created": info.created.isoformat(),
+        "last_activity": info.last_activity.isoformat(),
+        "expires": info.expires.isoformat(),
+    }
+
+
+def own_sessions(request: HttpRequest) -> list[SessionInfo]:
+    """The signed-in user's sessions, this request's marked as current, first."""
+    current = _session(request).session_id
+    infos = [
+        replace(info, is_current=info.id == current) for info in list_user_sessions(request.user)
+    ]
+    return sorted(infos, key=lambda info: not info.is_current)
+
+
+class SessionListView(LoginRequiredMixin, TemplateView):
+    """``secure_sessions:list``: the signed-in user's sessions."""
+
+    template_name = "django_secure_sessions/session_list.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        sessions = own_sessions(request)
+        if wants_json(request):
+            return JsonResponse({"sessions": [session_json(info) for info in sessions]})
+        return self.render_to_response({"sessions": sessions})
+
+
+@method_decorator([csrf_protect, never_cache], name="dispatch")
+class _RevokeView(ReauthRequiredMixin, TemplateView):
+    """GET asks for confirmation; POST revokes. Both need a recent authentication
+    (ASVS: users re-authenticate before terminating sessions), and a GET is where the
+    re-authentication view comes back to."""
+
+    template_name = "django_secure_sessions/revoke_confirm.html"
+    http_method_names = ["get", "post"]
+
+    def _done(self, request: HttpRequest, message: str, data: dict[str, Any]) -> HttpResponse:
+        if wants_json(request):
+            return JsonResponse(data)
+        messages.success(request, message)
+        if not request.user.is_authenticated:  # the current session was revoked
+            return redirect(resolve_url(settings.LOGIN_URL))
+        return redirect("secure_sessions:list")
+
+
+class RevokeSessionView(_RevokeView):
+    """``secure_sessions:revoke``: end one of the signed-in user's own sessions."""
+
+    def _target(self, request: HttpRequest, session_id: str) -> SessionInfo:
+        for info in own_sessions(request):
+            if info.id == session_id:
+                return info
+        # Someone else's session, or none: the same answer, so ids can't be probed.
+        raise Http404("No such session.")
+
+    def get(self, request: HttpRequest, *args: Any, session_id: str, **kwargs: Any) -> HttpResponse:
+        return self.render_to_response({"target": self._target(request, session_id)})
+
+    def post(
+        self, request: HttpRequest, *args: Any, session_id: str, **kwargs: Any
+    ) -> HttpResponse:
+        target = self._target(request, session_id)
+        if target.is_current:
+            session = _session(request)
+            announce_revoked(request, user_id_of(request.user), session_id, "user")
+            session.flush()
+            request.user = AnonymousUser()
+            message = _("You are signed out of this device.")
+        else:
+            revoke_session(session_id, reason="user", request=request)
+            message = _("That device is signed out.")
+        return self._done(request, message, {"revoked": [session_id]})
+
+
+class RevokeOtherSessionsView(_RevokeView):
+    """``secure_sessions:revoke_others``: sign out everywhere else."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        others = [info for info in own_sessions(request) if not info.is_current]
+        return self.render_to_response({"others": others})
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        session = _session(request)
+        count = revoke_user_sessions(request.user, keep=session, reason="user", request=request)
+        message = ngettext(
+            "%(count)d other session is signed out.",
+            "%(count)d other sessions are signed out.",
+            count,
+        ) % {"count": count}
+        return self._done(request, message, {"revoked_count": count})
