@@ -720,6 +720,19 @@ class SecureSessionBase(SessionBase):
         """Delete a session by its public id; return its meta if it existed."""
         raise NotImplementedError
 
+    # -- listing, for the admin ------------------------------------------------------------
+
+    @classmethod
+    def sessions_by_id(cls, session_ids: list[str]) -> list[SessionInfo]:
+        """The live sessions among these ids."""
+        raise NotImplementedError
+
+    @classmethod
+    def page_sessions(cls, cursor: int, count: int) -> tuple[int, list[SessionInfo]]:
+        """About ``count`` live sessions from ``cursor`` on, and the cursor of the next
+        page (0 at the end). Costs a page, whatever the number of sessions."""
+        raise NotImplementedError
+
     # -- maintenance, for the management commands ------------------------------------------
 
     @classmethod

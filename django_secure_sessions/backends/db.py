@@ -135,6 +135,11 @@ def _record(row: Row | None) -> StoredRecord | None:
     return None if row is None else StoredRecord(row[0], _meta_from_row(row))
 
 
+def _info(row: Row) -> SessionInfo:
+    """A SessionInfo from a row of ("id", *_COLUMNS)."""
+    return SessionInfo.from_meta(row[0], _meta_from_row(row[1:]))
+
+
 def _user_rows(user_id: str) -> QuerySet[SecureSession, Row]:
     return (
         _sessions()
@@ -254,9 +259,19 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:
-        return [
-            SessionInfo.from_meta(row[0], _meta_from_row(row[1:])) for row in _user_rows(user_id)
-        ]
+        return [_info(row) for row in _user_rows(user_id)]
+
+    @classmethod
+    def sessions_by_id(cls, session_ids: list[str]) -> list[SessionInfo]:
+        rows = _sessions().filter(pk__in=session_ids, expire_date__gt=_now())
+        return [_info(row) for row in rows.values_list("id", *_COLUMNS)]
+
+    @classmethod
+    def page_sessions(cls, cursor: int, count: int) -> tuple[int, list[SessionInfo]]:
+        live = _sessions().filter(expire_date__gt=_now()).order_by("-last_activity")
+        rows = list(live.values_list("id", *_COLUMNS)[cursor : cursor + count + 1])
+        more = len(rows) > count
+        return (cursor + count if more else 0), [_info(row) for row in rows[:count]]
 
     @classmethod
     def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:

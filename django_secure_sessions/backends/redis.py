@@ -433,6 +433,36 @@ class SessionStore(SecureSessionBase):
         return found
 
     @classmethod
+    def sessions_by_id(cls, session_ids: list[str]) -> list[SessionInfo]:
+        connection = _connection()
+        with connection.client.pipeline(transaction=False) as pipe:
+            for session_id in session_ids:
+                pipe.hmget(connection.keys.session(session_id), ["m", "a"])
+            found = pipe.execute()
+        flat: list[Any] = []
+        for session_id, (signed_meta, signed_activity) in zip(session_ids, found, strict=True):
+            if signed_meta is not None:
+                flat.extend((session_id, signed_meta, signed_activity))
+        return _infos(flat)
+
+    @classmethod
+    def page_sessions(cls, cursor: int, count: int) -> tuple[int, list[SessionInfo]]:
+        """Walks the per-user indexes with SCAN: a page costs its own sessions only."""
+        connection = _connection()
+        keys = connection.keys
+        next_cursor, names = connection.client.scan(cursor, match=keys.user("*"), count=count)
+        infos: list[SessionInfo] = []
+        for name in names:
+            found = _run(
+                connection.client,
+                _LIST_USER,
+                [_text(name) or ""],
+                [now_epoch(), keys.session_prefix],
+            )
+            infos.extend(_infos(found))
+        return int(next_cursor), sorted(infos, key=lambda info: info.last_activity, reverse=True)
+
+    @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:
         connection = _connection()
         keys = connection.keys

@@ -1,0 +1,334 @@
+"""Admin: the "Sessions" page, and sessions on the user's change page (SPEC §7).
+
+Every revocation is a POST with CSRF, needs ``django_secure_sessions.revoke_session``,
+sends ``session_revoked`` with reason ``"admin"`` and is written to the admin log on
+the user whose session ended. Pages show public session ids only, never a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from .api import (
+    list_user_sessions,
+    revoke_session,
+    revoke_user_sessions,
+    session_store_class,
+    user_id_of,
+)
+from .backends.base import SessionInfo
+from .backends.db import SessionStore as DbSessionStore
+from .models import SecureSession
+
+REVOKE_PERMISSION: Final = "django_secure_sessions.revoke_session"
+REASON: Final = "admin"
+# Sessions shown per page of the Redis listing.
+PER_PAGE: Final = 50
+
+
+def can_revoke(request: HttpRequest) -> bool:
+    return request.user.has_perm(REVOKE_PERMISSION)
+
+
+def _log(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, user: Model, message: str
+) -> None:
+    model_admin.log_change(request, user, message)
+
+
+def _user_admin_for(site: admin.AdminSite) -> admin.ModelAdmin[Any]:
+    user_model = get_user_model()
+    return (
+        site.get_model_admin(user_model)
+        if site.is_registered(user_model)
+        else admin.ModelAdmin(user_model, site)
+    )
+
+
+def _users_by_id(user_ids: Iterable[str | None]) -> dict[str, Model]:
+    user_model = get_user_model()
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    return {user_id_of(user): user for user in user_model._default_manager.filter(pk__in=wanted)}
+
+
+def revoke_as_admin(
+    request: HttpRequest, site: admin.AdminSite, sessions: Sequence[tuple[str, str | None]]
+) -> int:
+    """Revoke (session id, user id) pairs, each logged on its user's admin history."""
+    users = _users_by_id(user_id for _, user_id in sessions)
+    user_admin = _user_admin_for(site)
+    revoked = 0
+    for session_id, user_id in sessions:
+        if revoke_session(session_id, reason=REASON, request=request):
+            revoked += 1
+            if user_id in users:
+                _log(user_admin, request, users[user_id], f"Revoked session {session_id}.")
+    return revoked
+
+
+@admin.register(SecureSession)
+class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The "Sessions" page. On the db engine a regular changelist; on the Redis engine
+    a page listed through the per-user indexes, a page at a time."""
+
+    list_display = (
+        "user",
+        "ip",
+        "browser",
+        "os",
+        "device",
+        "created",
+        "last_activity",
+        "expire_date",
+    )
+    list_filter = ("browser", "os", "device")
+    list_select_related = ("user",)
+    ordering = ("-last_activity",)
+    actions = ["revoke_selected"]
+    list_per_page = PER_PAGE
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        user_model = get_user_model()
+        fields = [f"user__{user_model.USERNAME_FIELD}"]
+        email = user_model.get_email_field_name()
+        if any(field.name == email for field in user_model._meta.get_fields()):
+            fields.append(f"user__{email}")
+        return fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SecureSession]:
+        from .backends.db import _now
+
+        return super().get_queryset(request).filter(expire_date__gt=_now())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # sessions end by revocation, which signals and logs
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_revoke(request) or super().has_view_permission(request, obj)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return can_revoke(request)
+
+    @admin.action(permissions=["revoke"], description=_("Revoke selected sessions"))
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[SecureSession]) -> None:
+        pairs = [
+            (sid, None if uid is None else str(uid))
+            for sid, uid in queryset.values_list("pk", "user_id")
+        ]
+        self._revoked(request, revoke_as_admin(request, self.admin_site, pairs))
+
+    def _revoked(self, request: HttpRequest, count: int) -> None:
+        message = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if issubclass(session_store_class(), DbSessionStore):
+            return super().changelist_view(request, extra_context)
+        return self._redis_changelist(request)
+
+    def _redis_changelist(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not can_revoke(request):
+                raise PermissionDenied
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            # The user of each session comes from storage, never from the form.
+            found = session_store_class().sessions_by_id(selected)
+            pairs = [(info.id, info.user_id) for info in found]
+            self._revoked(request, revoke_as_admin(request, self.admin_site, pairs))
+            return HttpResponseRedirect(request.get_full_path())
+        query = request.GET.get("q", "").strip()
+        infos = self._search(query) if query else self._page(request)
+        users = _users_by_id(info.user_id for info in infos)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Sessions"),
+            "opts": self.model._meta,
+            "query": query,
+            "rows": [(info, users.get(info.user_id or "")) for info in infos],
+            "can_revoke": can_revoke(request),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "next_cursor": getattr(request, "_secure_sessions_next_cursor", None),
+        }
+        return TemplateResponse(
+            request, "admin/django_secure_sessions/redis_changelist.html", context
+        )
+
+    @staticmethod
+    def _search(query: str) -> list[SessionInfo]:
+        user_model = get_user_model()
+        condition = Q(**{f"{user_model.USERNAME_FIELD}__icontains": query})
+        email = user_model.get_email_field_name()
+        if any(field.name == email for field in user_model._meta.get_fields()):
+            condition |= Q(**{f"{email}__icontains": query})
+        infos: list[SessionInfo] = []
+        for user in user_model._default_manager.filter(condition)[:PER_PAGE]:
+            infos.extend(list_user_sessions(user))
+        return infos
+
+    @staticmethod
+    def _page(request: HttpRequest) -> list[SessionInfo]:
+        store = session_store_class()
+        try:
+            cursor = int(request.GET.get("cursor", "0"))
+        except ValueError:
+            cursor = 0
+        next_cursor, infos = store.page_sessions(cursor, PER_PAGE)
+        request._secure_sessions_next_cursor = next_cursor or None  # type: ignore[attr-defined]
+        return infos
+
+
+class SessionsUserAdminMixin:
+    """Adds the user's sessions to a user admin's change page, with a revoke button per
+    session and "Sign out everywhere", and the changelist action ``sign_out_everywhere``.
+
+    Applied by ``install_user_admin`` to whatever admin is registered for the user model;
+    mix it into your own user admin to place it yourself.
+    """
+
+    admin_site: admin.AdminSite
+    model: type[Model]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Added to the admin's own actions, not in place of them.
+        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+        if can_revoke(request):
+            action = self.get_action("sign_out_everywhere")  # type: ignore[attr-defined]
+            actions[action[1]] = action
+        return actions
+
+    @admin.action(description=_("Sign out everywhere"))
+    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet[Model]) -> None:
+        if not can_revoke(request):
+            raise PermissionDenied
+        total = 0
+        for user in queryset:
+            count = revoke_user_sessions(user, reason=REASON, request=request)
+            if count:
+                _log(self, request, user, f"Signed out everywhere ({count} sessions revoked).")  # type: ignore[arg-type]
+            total += count
+        message = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", total)
+        self.message_user(request, message % {"count": total}, messages.SUCCESS)  # type: ignore[attr-defined]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        fields: Sequence[str] = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        return [*fields, "secure_sessions"] if obj is not None else fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))  # type: ignore[misc]
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, (_("Sessions"), {"fields": ["secure_sessions"]})]
+
+    @admin.display(description=_("Active sessions"))
+    def secure_sessions(self, obj: Model) -> SafeString:
+        opts = self.model._meta
+        name = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}"
+        sessions = list_user_sessions(obj)
+        html = render_to_string(
+            "admin/django_secure_sessions/user_sessions.html",
+            {
+                "sessions": sessions,
+                "revoke_urls": {
+                    info.id: reverse(f"{name}_revoke_session", args=[obj.pk, info.id])
+                    for info in sessions
+                },
+                "revoke_all_url": reverse(f"{name}_revoke_all_sessions", args=[obj.pk]),
+            },
+        )
+        return mark_safe(html)  # noqa: S308 - rendered by a template, which escapes
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}"
+        wrap = self.admin_site.admin_view
+        urls: list[URLPattern] = super().get_urls()  # type: ignore[misc]
+        return [
+            path(
+                "<path:object_id>/sessions/<str:session_id>/revoke/",
+                wrap(require_POST(self._revoke_one_view)),
+                name=f"{name}_revoke_session",
+            ),
+            path(
+                "<path:object_id>/sessions/revoke-all/",
+                wrap(require_POST(self._revoke_all_view)),
+                name=f"{name}_revoke_all_sessions",
+            ),
+            *urls,
+        ]
+
+    def _user_or_denied(self, request: HttpRequest, object_id: str) -> Model:
+        if not can_revoke(request):
+            raise PermissionDenied
+        user: Model | None = self.get_object(request, object_id)  # type: ignore[attr-defined]
+        if user is None:
+            raise PermissionDenied
+        return user
+
+    def _back(self, user: Model) -> HttpResponse:
+        opts = self.model._meta
+        return redirect(
+            f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", user.pk
+        )
+
+    def _revoke_one_view(
+        self, request: HttpRequest, object_id: str, session_id: str
+    ) -> HttpResponse:
+        user = self._user_or_denied(request, object_id)
+        # Only a session of this user: an id from the form is never trusted further.
+        if any(info.id == session_id for info in list_user_sessions(user)):
+            revoke_as_admin(request, self.admin_site, [(session_id, user_id_of(user))])
+            self.message_user(request, _("The session is revoked."), messages.SUCCESS)  # type: ignore[attr-defined]
+        return self._back(user)
+
+    def _revoke_all_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        user = self._user_or_denied(request, object_id)
+        count = revoke_user_sessions(user, reason=REASON, request=request)
+        _log(self, request, user, f"Signed out everywhere ({count} sessions revoked).")  # type: ignore[arg-type]
+        message = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)  # type: ignore[attr-defined]
+        return self._back(user)
+
+
+def install_user_admin(site: admin.AdminSite = admin.site) -> None:
+    """Re-register the user model's admin with ``SessionsUserAdminMixin`` mixed in."""
+    user_model = get_user_model()
+    if not site.is_registered(user_model):
+        return
+    current: Any = site.get_model_admin(user_model)
+    if isinstance(current, SessionsUserAdminMixin):
+        return
+    base = type(current)
+    site.unregister(user_model)
+    site.register(
+        user_model,
+        type(base.__name__, (SessionsUserAdminMixin, base), {"__module__": base.__module__}),
+    )
+
+
+install_user_admin()
