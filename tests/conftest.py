@@ -55,9 +55,9 @@ async def async_redis_cleanup() -> AsyncIterator[None]:
 
 @pytest.fixture
 def user() -> AbstractBaseUser:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
 def make_user() -> Callable[..., AbstractBaseUser]:
-    return UserFactory
+    return UserFactory.create

@@ -338,6 +338,8 @@ BAD_VALUES: dict[str, list[Any]] = {
     "INVALIDATE_ON": ["password", ["pass word"], [1], None],
     "MAX_PER_USER": [0, -1, "3", True],
     "REAUTH_MAX_AGE": [None, 0, "300", -1],
+    "REAUTH_MAX_FAILURES": [0, -1, "5", None, True],
+    "REAUTH_FORM": [None, 1, "ReauthForm", "my forms.Form", "a..b", ["a.B"]],
     "MAX_SIZE": [0, -1, "16384", None, True],
     "PASSIVE_URLS": [
         "^/health/",
@@ -363,6 +365,8 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "INVALIDATE_ON": [[], ("password",), ["email", "is_active", "is_staff"]],
     "MAX_PER_USER": [None, 1, 5],
     "REAUTH_MAX_AGE": [1, timedelta(minutes=5)],
+    "REAUTH_MAX_FAILURES": [1, 10],
+    "REAUTH_FORM": ["django_secure_sessions.forms.ReauthForm", "myproject.forms.ConfirmForm"],
     "MAX_SIZE": [1, 1_000_000],
     "PASSIVE_URLS": [[], [r"^/health/$", r"^/api/poll/(?P<id>\d+)/$"]],
     "FORBIDDEN_KEYS": [[], ["token"], ("access_token", r"\bpin\b")],

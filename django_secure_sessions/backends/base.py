@@ -638,9 +638,14 @@ class SecureSessionBase(SessionBase):
     def _rotated(self, previous: str | None) -> None:
         if previous is None:
             return
+        # The request is known to the middleware only (imported here: it imports this
+        # module); it is passed when this is that request's session.
+        from ..middleware import current_request
+
+        request = current_request.get()
         signals.session_rotated.send(
             sender=type(self),
-            request=None,
+            request=request if getattr(request, "session", None) is self else None,
             user_id=self.meta.user_id if self.meta else None,
             session_id=self.session_id,
             previous_session_id=previous,

@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import itertools
 import logging
+import re
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,20 @@ class _Keys:
     @property
     def session_prefix(self) -> str:
         return f"{self.prefix}s:"
+
+    @property
+    def all_sessions(self) -> str:
+        """A SCAN pattern for every session key (the prefix's glob characters escaped)."""
+        return f"{_escape_glob(self.prefix)}s:*"
+
+    @property
+    def all_users(self) -> str:
+        """A SCAN pattern for every per-user index."""
+        return f"{_escape_glob(self.prefix)}u:*"
+
+
+def _escape_glob(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 @dataclass(frozen=True)
@@ -401,7 +416,7 @@ class SessionStore(SecureSessionBase):
         entries whose session has expired (each index is also pruned on every write)."""
         connection = _connection()
         now = now_epoch()
-        names = connection.client.scan_iter(match=connection.keys.user("*"), count=batch_size)
+        names = connection.client.scan_iter(match=connection.keys.all_users, count=batch_size)
         while batch := list(itertools.islice(names, batch_size)):
             with connection.client.pipeline(transaction=False) as pipe:
                 for name in batch:
@@ -419,7 +434,7 @@ class SessionStore(SecureSessionBase):
     def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:
         connection = _connection()
         start = len(connection.keys.session_prefix)
-        names = connection.client.scan_iter(match=connection.keys.session("*"), count=batch_size)
+        names = connection.client.scan_iter(match=connection.keys.all_sessions, count=batch_size)
         while batch := list(itertools.islice(names, batch_size)):
             yield [(_text(name) or "")[start:] for name in batch]
 
@@ -447,20 +462,28 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def page_sessions(cls, cursor: int, count: int) -> tuple[int, list[SessionInfo]]:
-        """Walks the per-user indexes with SCAN: a page costs its own sessions only."""
+        """Walks the per-user indexes with SCAN: a page costs its own sessions, and the
+        other keys scanned on the way."""
         connection = _connection()
         keys = connection.keys
-        next_cursor, names = connection.client.scan(cursor, match=keys.user("*"), count=count)
         infos: list[SessionInfo] = []
-        for name in names:
-            found = _run(
-                connection.client,
-                _LIST_USER,
-                [_text(name) or ""],
-                [now_epoch(), keys.session_prefix],
-            )
-            infos.extend(_infos(found))
-        return int(next_cursor), sorted(infos, key=lambda info: info.last_activity, reverse=True)
+        # SCAN counts the keys it looks at, not those that match: a stretch of other keys
+        # (session hashes, a cache sharing the database) can hold no index at all. Go on
+        # until the page is full or the keyspace ends, or a page would show "no sessions"
+        # while there are some further on.
+        while True:
+            cursor, names = connection.client.scan(cursor, match=keys.all_users, count=count)
+            for name in names:
+                found = _run(
+                    connection.client,
+                    _LIST_USER,
+                    [_text(name) or ""],
+                    [now_epoch(), keys.session_prefix],
+                )
+                infos.extend(_infos(found))
+            if int(cursor) == 0 or len(infos) >= count:
+                break
+        return int(cursor), sorted(infos, key=lambda info: info.last_activity, reverse=True)
 
     @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:

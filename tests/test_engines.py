@@ -1,0 +1,1467 @@
+"""The session engines (db and redis) as Django ``SessionBase`` implementations.
+
+Every test runs once per engine (the ``engine`` fixture) and checks what a user would
+see (what a new store object loads, what a response carries) or what is stored, read
+around the engine with SQL or a plain Redis client (``Storage``). ``Storage`` and the
+other helpers at the top serve tests/test_storage_security.py and tests/test_api.py too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import socket
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+import time_machine
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
+from django.contrib.messages.storage.session import SessionStorage
+from django.contrib.sessions.backends.base import SessionBase, UpdateError
+from django.core.exceptions import SuspiciousOperation
+from django.db import connection, connections
+from django.dispatch import Signal
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.csrf import CSRF_SESSION_KEY
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.urls import path
+
+from django_secure_sessions import revoke_session, revoke_user_sessions
+from django_secure_sessions.backends.base import (
+    DJANGO_SESSION_KEYS,
+    USER_ID_KEY,
+    SecureSessionBase,
+    session_id_for_key,
+)
+from django_secure_sessions.backends.redis import aclose_connections
+from django_secure_sessions.binding import user_agent_digest
+from django_secure_sessions.conf import conf
+from django_secure_sessions.exceptions import SensitiveDataError, SessionTooLarge
+from django_secure_sessions.models import SecureSession
+from django_secure_sessions.signals import session_rotated
+from tests.factories import PASSWORD
+
+START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
+TWO_WEEKS = 14 * 24 * 3600  # Django's default SESSION_COOKIE_AGE
+
+CHROME_ON_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+SAFARI_ON_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+
+# What a new Redis connection sends before its first command: not a request's round trip.
+CONNECTION_HANDSHAKE = frozenset({"hello", "select", "client", "auth"})
+
+# The Redis key layout (documented in docs/reference/engines.rst), without KEY_PREFIX.
+REDIS_SESSION_PREFIX = "secure_sessions:s:"
+REDIS_INDEX_PREFIX = "secure_sessions:u:"
+
+StoreClass = type[SecureSessionBase]
+
+# The right shape for a key, but no session has it.
+UNKNOWN_KEY = "0123456789abcdefghijklmnopqrstuv"
+
+
+# -- what is stored ------------------------------------------------------------------
+
+
+@dataclass
+class RoundTrips:
+    """What reached storage inside a ``Storage.round_trips()`` block (filled at its end).
+
+    ``commands`` counts the Redis commands a client sent, by name; the commands a
+    script runs inside Redis are part of its EVALSHA round trip and are not counted,
+    nor is the handshake of a new connection.
+    """
+
+    queries: list[str] = field(default_factory=list)
+    commands: Counter[str] = field(default_factory=Counter)
+    # What the scripts ran inside Redis: the work a round trip did.
+    script_commands: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return len(self.queries) + sum(self.commands.values())
+
+
+@dataclass
+class Storage:
+    """An engine's storage, read and written around the engine: SQL for the db
+    engine, a plain Redis client (``redis_client``) for the redis engine."""
+
+    engine: str
+    redis_client: redis.Redis | None
+
+    @classmethod
+    def of(cls, request: pytest.FixtureRequest) -> Storage:
+        engine: str = request.getfixturevalue("engine")
+        client = request.getfixturevalue("redis_client") if engine == "redis" else None
+        return cls(engine, client)
+
+    @property
+    def client(self) -> redis.Redis:
+        assert self.redis_client is not None, "only for the redis engine"
+        return self.redis_client
+
+    def session_ids(self) -> set[str]:
+        """The ids of every stored session."""
+        if self.redis_client is None:
+            return set(SecureSession.objects.values_list("id", flat=True))
+        names = self.redis_client.scan_iter(match=REDIS_SESSION_PREFIX + "*")
+        return {text(name).removeprefix(REDIS_SESSION_PREFIX) for name in names}
+
+    def user_index(self, user_id: str) -> set[str]:
+        """The session ids stored for a user: rows with its user id, or its Redis index."""
+        if self.redis_client is None:
+            rows = SecureSession.objects.filter(user_id=user_id)
+            return set(rows.values_list("id", flat=True))
+        members = self.redis_client.zrange(REDIS_INDEX_PREFIX + user_id, 0, -1)
+        return {text(member) for member in members}
+
+    def dump(self) -> dict[Any, Any]:
+        """Everything stored, to compare before and after."""
+        if self.redis_client is None:
+            return {row["id"]: row for row in SecureSession.objects.values()}
+        return {name: self._redis_value(name) for name in self.redis_client.scan_iter()}
+
+    def _redis_value(self, name: bytes) -> Any:
+        kind = text(self.client.type(name))
+        if kind == "hash":
+            return self.client.hgetall(name)
+        if kind == "zset":
+            return self.client.zrange(name, 0, -1, withscores=True)
+        if kind == "string":
+            return self.client.get(name)
+        if kind == "set":
+            return sorted(self.client.smembers(name))
+        if kind == "list":
+            return self.client.lrange(name, 0, -1)
+        raise AssertionError(f"unexpected Redis type {kind} for {name!r}")
+
+    def everything(self) -> str:
+        """Every stored value as text: every column of every table in the database,
+        and every Redis key name, value, hash field and sorted-set member."""
+        parts: list[str] = []
+        with connection.cursor() as cursor:
+            for table in connection.introspection.table_names(cursor):
+                cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+                parts.extend(repr(row) for row in cursor.fetchall())
+        for name in self.redis_client.scan_iter() if self.redis_client else ():
+            parts.append(f"{name!r} {self._redis_value(name)!r}")
+        return "\n".join(parts)
+
+    def data(self, session_id: str) -> str | bytes | None:
+        """The stored (signed) session data."""
+        if self.redis_client is None:
+            row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
+            return row.first()
+        value: bytes | str | None = self.client.hget(REDIS_SESSION_PREFIX + session_id, "d")
+        return value
+
+    def overwrite(self, session_id: str, part: str, value: str | bytes) -> None:
+        """Replace a stored part of a record: ``"data"`` or (Redis only) ``"meta"``."""
+        if self.redis_client is None:
+            assert part == "data", "the db engine keeps its meta in plain columns"
+            assert SecureSession.objects.filter(pk=session_id).update(data=value) == 1
+        else:
+            name = REDIS_SESSION_PREFIX + session_id
+            assert self.redis_client.exists(name)
+            self.redis_client.hset(name, {"data": "d", "meta": "m"}[part], value)
+
+    @contextmanager
+    def round_trips(self) -> Iterator[RoundTrips]:
+        """Count the SQL queries (both engines) and Redis commands inside the block."""
+        trips = RoundTrips()
+        with CaptureQueriesContext(connection) as queries, self._redis_commands(trips):
+            yield trips
+        trips.queries = [query["sql"] for query in queries.captured_queries]
+
+    @contextmanager
+    def _redis_commands(self, trips: RoundTrips) -> Iterator[None]:
+        # MONITOR shows every command the server runs, with the client that sent it
+        # ("lua" for a script's own commands). A sentinel ECHO marks the block's end.
+        if self.redis_client is None:
+            yield
+            return
+        sentinel = f"ECHO end-of-block-{uuid.uuid4().hex}"
+        with self.redis_client.monitor() as monitor:  # type: ignore[no-untyped-call]
+            yield
+            self.redis_client.echo(sentinel.split()[1])
+            seen = []
+            while (entry := monitor.next_command())["command"] != sentinel:
+                seen.append(entry)
+        ours = entry["client_port"]  # the connection that sent the sentinel
+        database = self.redis_client.connection_pool.connection_kwargs.get("db", 0)
+        for entry in seen:
+            name = entry["command"].split()[0].lower()
+            if entry["db"] != database or name in CONNECTION_HANDSHAKE:
+                continue  # another program's database, or a connection opening
+            if entry["client_type"] == "lua":
+                trips.script_commands[name] += 1
+            elif entry["client_port"] != ours:
+                trips.commands[name] += 1
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest, engine: str) -> Storage:
+    return Storage.of(request)
+
+
+def text(value: Any) -> str:
+    """A value read with the plain Redis client, as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def user_id(user: AbstractBaseUser) -> str:
+    """A user's id as the session keeps it."""
+    return str(user.pk)
+
+
+def saved(
+    store_class: StoreClass, data: dict[str, Any] | None = None, *, user: Any = None
+) -> SecureSessionBase:
+    """A new session saved with ``data``, logged in as ``user`` if given."""
+    store = store_class()
+    store.update(data or {})
+    if user is not None:
+        store[USER_ID_KEY] = user_id(user)
+    store.save()
+    return store
+
+
+def loaded(store_class: StoreClass, key: str | None) -> SecureSessionBase:
+    """A new store object for ``key``, loaded, as a new request would get it."""
+    store = store_class(key)
+    store.get("anything")  # the one load; later reads use what it loaded
+    return store
+
+
+class Exploit:
+    """Unpickling this creates the directory ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[[str], None], tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+@contextmanager
+def capture(signal: Signal) -> Iterator[list[dict[str, Any]]]:
+    """The keyword arguments of every ``signal`` sent inside the block."""
+    sent: list[dict[str, Any]] = []
+
+    def receiver(**kwargs: Any) -> None:
+        sent.append(kwargs)
+
+    signal.connect(receiver)
+    try:
+        yield sent
+    finally:
+        signal.disconnect(receiver)
+
+
+def session_key_of(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+@pytest.fixture
+def frozen(time_machine: time_machine.TimeMachineFixture) -> time_machine.TimeMachineFixture:
+    """Time stopped at START; tests move it with ``frozen.shift(seconds)``."""
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+# -- views for the tests that go through a request (@pytest.mark.urls) ------------------
+
+
+def read_cart(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(",".join(request.session.get("cart", [])))
+
+
+def store_password(request: HttpRequest) -> HttpResponse:
+    request.session["password"] = "hunter2"
+    return HttpResponse("stored")
+
+
+def grow_session(request: HttpRequest) -> HttpResponse:
+    request.session["blob"] = "x" * conf.MAX_SIZE
+    return HttpResponse("grown")
+
+
+def add_to_cart_while_revoked(request: HttpRequest) -> HttpResponse:
+    cart = request.session.get("cart", [])  # this request loads its session ...
+    session_id = request.session.session_id  # type: ignore[attr-defined]
+    revoke_session(session_id)  # ... and meanwhile an administrator revokes it
+    request.session["cart"] = [*cart, "book"]
+    return HttpResponse("added")
+
+
+urlpatterns = [
+    path("cart/", read_cart),
+    path("password/", store_password),
+    path("grow/", grow_session),
+    path("add-while-revoked/", add_to_cart_while_revoked),
+]
+
+on_this_module_urls = pytest.mark.urls("tests.test_engines")
+
+
+# -- Django's session behaviours --------------------------------------------------------
+
+
+def test_new_session_has_no_key_and_stores_nothing(
+    store_class: StoreClass, storage: Storage
+) -> None:
+    store = store_class()
+    store["cart"] = ["book"]
+
+    assert store.session_key is None
+    assert store.session_id is None
+    assert storage.session_ids() == set()
+
+
+def test_save_creates_a_key_stored_only_as_its_digest(
+    store_class: StoreClass, storage: Storage
+) -> None:
+    store = saved(store_class, {"cart": ["book"]})
+
+    assert store.session_key is not None
+    assert len(store.session_key) == 32
+    assert store.session_id == session_id_for_key(store.session_key)
+    assert storage.session_ids() == {session_id_for_key(store.session_key)}
+
+
+def test_a_new_store_object_loads_the_saved_data(store_class: StoreClass) -> None:
+    key = saved(store_class, {"cart": ["book"], "count": 2}).session_key
+
+    store = loaded(store_class, key)
+
+    assert dict(store.items()) == {"cart": ["book"], "count": 2}
+    assert store.session_key == key
+
+
+def test_a_modification_is_saved_under_the_same_key(store_class: StoreClass) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    store = loaded(store_class, key)
+
+    store["cart"] = [*store["cart"], "pen"]
+    store.save()
+
+    assert store.session_key == key
+    assert loaded(store_class, key)["cart"] == ["book", "pen"]
+
+
+def test_cycle_key_keeps_the_data_under_a_new_key(
+    store_class: StoreClass, storage: Storage, user: AbstractBaseUser
+) -> None:
+    store = saved(store_class, {"cart": ["book"]}, user=user)
+    old_key, old_id = store.session_key, store.session_id
+    with capture(session_rotated) as rotations:
+        store.cycle_key()
+
+    assert store.session_key not in {None, old_key}
+    new_key = store.session_key
+    assert loaded(store_class, new_key)["cart"] == ["book"]
+    stale = loaded(store_class, old_key)
+    assert dict(stale.items()) == {}
+    assert stale.session_key is None
+    assert storage.session_ids() == {store.session_id}
+    assert storage.user_index(user_id(user)) == {store.session_id}
+    assert [(r["session_id"], r["previous_session_id"], r["user_id"]) for r in rotations] == [
+        (store.session_id, old_id, user_id(user))
+    ]
+
+
+def test_flush_empties_the_session_and_deletes_it_from_storage(
+    store_class: StoreClass, storage: Storage
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    store = loaded(store_class, key)
+
+    store.flush()
+
+    assert dict(store.items()) == {}
+    assert store.session_key is None
+    assert storage.session_ids() == set()
+    assert dict(loaded(store_class, key).items()) == {}
+
+
+def test_exists(store_class: StoreClass) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    assert key is not None
+    store = store_class()
+
+    assert store.exists(key)
+    assert not store.exists("0" * 32)
+    store.delete(key)
+    assert not store.exists(key)
+
+
+def test_delete_the_current_session(store_class: StoreClass, storage: Storage) -> None:
+    other = saved(store_class, {"cart": ["pen"]})
+    store = saved(store_class, {"cart": ["book"]})
+    key = store.session_key
+
+    store.delete()
+
+    assert dict(loaded(store_class, key).items()) == {}
+    assert storage.session_ids() == {other.session_id}
+
+
+def test_delete_by_key(store_class: StoreClass, storage: Storage) -> None:
+    other = saved(store_class, {"cart": ["pen"]})
+    key = saved(store_class, {"cart": ["book"]}).session_key
+
+    store_class().delete(key)
+
+    assert dict(loaded(store_class, key).items()) == {}
+    assert storage.session_ids() == {other.session_id}
+
+
+EXPIRY_VALUES = {
+    "seconds": 600,
+    "datetime": START + timedelta(seconds=600),
+    "timedelta": timedelta(seconds=600),
+}
+
+
+@pytest.mark.parametrize("value", EXPIRY_VALUES.values(), ids=EXPIRY_VALUES.keys())
+def test_set_expiry(
+    store_class: StoreClass, frozen: time_machine.TimeMachineFixture, value: Any
+) -> None:
+    store = store_class()
+    store["cart"] = ["book"]
+    store.set_expiry(value)
+    store.save()
+
+    assert store.get_expiry_age() == 600
+    assert store.get_expiry_date() == START + timedelta(seconds=600)
+    assert not store.get_expire_at_browser_close()
+    frozen.shift(599)
+    assert loaded(store_class, store.session_key)["cart"] == ["book"]
+    frozen.shift(1)
+    assert dict(loaded(store_class, store.session_key).items()) == {}
+
+
+def test_set_expiry_zero_ends_at_browser_close_and_keeps_the_default_age_in_storage(
+    store_class: StoreClass, frozen: time_machine.TimeMachineFixture
+) -> None:
+    store = store_class()
+    store["cart"] = ["book"]
+    store.set_expiry(0)
+    store.save()
+
+    assert store.get_expire_at_browser_close()
+    assert store.get_expiry_age() == TWO_WEEKS
+    frozen.shift(TWO_WEEKS - 1)
+    assert loaded(store_class, store.session_key)["cart"] == ["book"]
+    frozen.shift(1)
+    assert dict(loaded(store_class, store.session_key).items()) == {}
+
+
+def test_set_expiry_none_restores_the_default(store_class: StoreClass) -> None:
+    store = store_class()
+    store.set_expiry(60)
+    store.set_expiry(None)
+    store.save()
+
+    assert "_session_expiry" not in loaded(store_class, store.session_key)
+    assert store.get_expiry_age() == TWO_WEEKS
+
+
+def test_a_session_past_its_expiry_does_not_load(
+    store_class: StoreClass, frozen: time_machine.TimeMachineFixture
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+
+    frozen.shift(TWO_WEEKS - 1)
+    assert loaded(store_class, key)["cart"] == ["book"]
+    frozen.shift(1)
+    store = loaded(store_class, key)
+
+    assert dict(store.items()) == {}
+    assert store.session_key is None
+
+
+@pytest.mark.parametrize("engine", ["db"], indirect=True)
+def test_db_clear_expired_deletes_expired_rows(
+    store_class: StoreClass, storage: Storage, frozen: time_machine.TimeMachineFixture
+) -> None:
+    live = saved(store_class, {"cart": ["book"]})
+    expiring = store_class()
+    expiring.set_expiry(60)
+    expiring.save()
+    assert storage.session_ids() == {live.session_id, expiring.session_id}
+
+    frozen.shift(3600)
+    store_class.clear_expired()
+
+    assert storage.session_ids() == {live.session_id}
+
+
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+def test_redis_clear_expired_prunes_expired_index_entries(
+    store_class: StoreClass,
+    storage: Storage,
+    frozen: time_machine.TimeMachineFixture,
+    user: AbstractBaseUser,
+) -> None:
+    live = saved(store_class, user=user)
+    expiring = store_class()
+    expiring[USER_ID_KEY] = user_id(user)
+    expiring.set_expiry(60)
+    expiring.save()
+    assert storage.user_index(user_id(user)) == {live.session_id, expiring.session_id}
+
+    frozen.shift(120)
+    store_class.clear_expired()
+
+    assert storage.user_index(user_id(user)) == {live.session_id}
+
+
+def test_dict_methods(store_class: StoreClass) -> None:
+    store = store_class()
+    assert store.setdefault("cart", ["book"]) == ["book"]
+    assert store.setdefault("cart", ["pen"]) == ["book"]
+    store.update({"count": 1, "theme": "dark"})
+    assert store.pop("theme") == "dark"
+    assert store.pop("missing", "default") == "default"
+    del store["count"]
+    store["step"] = 3
+    store.save()
+
+    reloaded = loaded(store_class, store.session_key)
+
+    assert sorted(reloaded.keys()) == ["cart", "step"]
+    assert sorted(map(str, reloaded.values())) == ["3", "['book']"]
+    assert dict(reloaded.items()) == {"cart": ["book"], "step": 3}
+    assert "cart" in reloaded
+    assert reloaded.has_key("step")
+    assert reloaded.get("missing", "fallback") == "fallback"
+    reloaded.clear()
+    reloaded.save()
+    assert dict(loaded(store_class, store.session_key).items()) == {}
+
+
+def test_test_cookie_helpers(store_class: StoreClass) -> None:
+    store = store_class()
+    store.set_test_cookie()
+    store.save()
+
+    reloaded = loaded(store_class, store.session_key)
+    assert reloaded.test_cookie_worked()
+    reloaded.delete_test_cookie()
+    reloaded.save()
+
+    assert not loaded(store_class, store.session_key).test_cookie_worked()
+
+
+# -- the async API ----------------------------------------------------------------------
+
+Test = TypeVar("Test", bound=Callable[..., Any])
+
+
+def async_test(test: Test) -> Test:
+    """Marks an async test: real transactions (the async ORM runs in another thread),
+    and the async Redis and database connections it opened closed at its end."""
+    cleanups = pytest.mark.usefixtures("async_redis_cleanup", "async_db_cleanup")
+    marked: Test = pytest.mark.django_db(transaction=True)(cleanups(test))
+    return marked
+
+
+@pytest.fixture
+async def async_db_cleanup() -> AsyncIterator[None]:
+    """Closes the database connection the async ORM opened in its worker thread;
+    otherwise PostgreSQL can't drop the test database at the end of the run."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+async def aloaded(store_class: StoreClass, key: str | None) -> SecureSessionBase:
+    store = store_class(key)
+    await store.aget("anything")
+    return store
+
+
+@async_test
+async def test_async_create_save_load_exists_delete(store_class: StoreClass) -> None:
+    store = store_class()
+    await store.acreate()
+    key = store.session_key
+    assert key is not None
+    await store.aset("cart", ["book"])
+    await store.asave()
+
+    assert await store_class().aexists(key)
+    assert await (await aloaded(store_class, key)).aget("cart") == ["book"]
+    await store_class().adelete(key)
+    assert not await store_class().aexists(key)
+    gone = await aloaded(store_class, key)
+    assert dict(await gone.aitems()) == {}
+    assert gone.session_key is None
+
+
+@async_test
+async def test_async_asave_creates_a_key(store_class: StoreClass) -> None:
+    store = store_class()
+    await store.aset("cart", ["book"])
+    await store.asave()
+
+    assert store.session_key is not None
+    assert await (await aloaded(store_class, store.session_key)).aget("cart") == ["book"]
+
+
+@async_test
+async def test_async_cycle_key(store_class: StoreClass, user: AbstractBaseUser) -> None:
+    store = store_class()
+    await store.aupdate({"cart": ["book"], USER_ID_KEY: user_id(user)})
+    await store.asave()
+    old_key = store.session_key
+
+    await store.acycle_key()
+
+    assert store.session_key not in {None, old_key}
+    assert await (await aloaded(store_class, store.session_key)).aget("cart") == ["book"]
+    assert (await aloaded(store_class, old_key)).session_key is None
+    infos = await sync_to_async(store_class.user_sessions)(user_id(user))
+    assert [info.id for info in infos] == [store.session_id]
+
+
+@async_test
+async def test_async_flush(store_class: StoreClass) -> None:
+    store = store_class()
+    await store.aset("cart", ["book"])
+    await store.asave()
+    key = store.session_key
+
+    await store.aflush()
+
+    assert dict(await store.aitems()) == {}
+    assert store.session_key is None
+    assert (await aloaded(store_class, key)).session_key is None
+
+
+@async_test
+@pytest.mark.parametrize("value", EXPIRY_VALUES.values(), ids=EXPIRY_VALUES.keys())
+async def test_async_set_expiry(
+    store_class: StoreClass, frozen: time_machine.TimeMachineFixture, value: Any
+) -> None:
+    store = store_class()
+    await store.aset_expiry(value)
+    await store.aset("cart", ["book"])
+    await store.asave()
+
+    assert await store.aget_expiry_age() == 600
+    assert await store.aget_expiry_date() == START + timedelta(seconds=600)
+    assert not await store.aget_expire_at_browser_close()
+    frozen.shift(599)
+    assert await (await aloaded(store_class, store.session_key)).aget("cart") == ["book"]
+    frozen.shift(1)
+    assert (await aloaded(store_class, store.session_key)).session_key is None
+
+
+@async_test
+async def test_async_clear_expired(
+    store_class: StoreClass,
+    engine: str,
+    frozen: time_machine.TimeMachineFixture,
+    user: AbstractBaseUser,
+    redis_url: str,
+) -> None:
+    live = store_class()
+    await live.aset(USER_ID_KEY, user_id(user))
+    await live.asave()
+    expiring = store_class()
+    await expiring.aset(USER_ID_KEY, user_id(user))
+    await expiring.aset_expiry(60)
+    await expiring.asave()
+
+    frozen.shift(600)  # past the expiring one's end, within the live one's idle timeout
+    await store_class.aclear_expired()
+
+    if engine == "db":
+        ids = [session.pk async for session in SecureSession.objects.all()]
+    else:
+        client = redis.Redis.from_url(redis_url)
+        ids = [text(m) for m in client.zrange(REDIS_INDEX_PREFIX + user_id(user), 0, -1)]
+        client.close()
+    assert ids == [live.session_id]
+
+
+@async_test
+async def test_async_dict_methods_and_test_cookie(store_class: StoreClass) -> None:
+    store = store_class()
+    assert await store.asetdefault("cart", ["book"]) == ["book"]
+    assert await store.asetdefault("cart", ["pen"]) == ["book"]
+    await store.aupdate({"count": 1, "theme": "dark"})
+    assert await store.apop("theme") == "dark"
+    await store.aset_test_cookie()
+    await store.asave()
+
+    reloaded = await aloaded(store_class, store.session_key)
+    assert sorted(await reloaded.akeys()) == ["cart", "count", "testcookie"]
+    assert await reloaded.ahas_key("count")
+    assert 1 in await reloaded.avalues()
+    assert await reloaded.atest_cookie_worked()
+    await reloaded.adelete_test_cookie()
+    await reloaded.asave()
+    assert not await (await aloaded(store_class, store.session_key)).atest_cookie_worked()
+
+
+# -- metadata -----------------------------------------------------------------------------
+
+START_EPOCH = int(START.timestamp())
+
+
+def test_saving_a_logged_in_session_records_its_meta(
+    store_class: StoreClass, user: AbstractBaseUser, frozen: time_machine.TimeMachineFixture
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+
+    meta = loaded(store_class, key).meta
+
+    assert meta is not None
+    assert meta.user_id == user_id(user)
+    assert meta.created == meta.last_activity == meta.last_auth == START_EPOCH
+    assert meta.absolute_expiry == START_EPOCH + 43200
+
+
+@override_settings(SECURE_SESSIONS_ABSOLUTE_TIMEOUT=None)
+def test_no_absolute_expiry_when_the_setting_is_none(
+    store_class: StoreClass, user: AbstractBaseUser, frozen: time_machine.TimeMachineFixture
+) -> None:
+    key = saved(store_class, user=user).session_key
+
+    meta = loaded(store_class, key).meta
+
+    assert meta is not None
+    assert meta.last_auth == START_EPOCH
+    assert meta.absolute_expiry is None
+
+
+def test_an_anonymous_session_has_no_authentication_times(store_class: StoreClass) -> None:
+    meta = loaded(store_class, saved(store_class, {"cart": []}).session_key).meta
+
+    assert meta is not None
+    assert (meta.user_id, meta.last_auth, meta.absolute_expiry) == (None, None, None)
+
+
+USER_AGENTS = {
+    "chrome-on-windows": (CHROME_ON_WINDOWS, ("Chrome", "Windows", "Other")),
+    "safari-on-iphone": (SAFARI_ON_IPHONE, ("Mobile Safari", "iOS", "iPhone")),
+}
+
+
+@pytest.mark.parametrize(("user_agent", "summary"), USER_AGENTS.values(), ids=USER_AGENTS.keys())
+def test_a_login_stamps_the_time_and_binds_the_client(
+    store_class: StoreClass,
+    user: AbstractBaseUser,
+    frozen: time_machine.TimeMachineFixture,
+    user_agent: str,
+    summary: tuple[str, str, str],
+) -> None:
+    key = saved(store_class, user=user).session_key
+    frozen.shift(60)
+    store = loaded(store_class, key)
+
+    # What the user_logged_in handler does; the data itself doesn't change.
+    store.record_login()
+    store.bind_client("198.51.100.7", user_agent)
+    store.save()
+
+    meta = loaded(store_class, key).meta
+    assert meta is not None
+    assert meta.created == meta.last_auth == START_EPOCH + 60
+    assert meta.absolute_expiry == START_EPOCH + 60 + 43200
+    assert meta.ip == "198.51.100.7"
+    assert meta.ua_digest == user_agent_digest(user_agent) != user_agent
+    assert meta.user_agent == user_agent
+    assert (meta.browser, meta.os, meta.device) == summary
+
+
+def test_a_long_user_agent_is_stored_truncated(
+    store_class: StoreClass, user: AbstractBaseUser
+) -> None:
+    user_agent = CHROME_ON_WINDOWS + " padding" * 1000
+    store = saved(store_class, user=user)
+
+    store.bind_client("198.51.100.7", user_agent)
+    store.save()
+
+    meta = loaded(store_class, store.session_key).meta
+    assert meta is not None
+    assert meta.user_agent == user_agent[:512]
+    assert meta.ua_digest == user_agent_digest(user_agent)
+    assert meta.browser == "Chrome"
+
+
+@override_settings(SECURE_SESSIONS_IDLE_TIMEOUT=None, SECURE_SESSIONS_ABSOLUTE_TIMEOUT=3600)
+def test_expiry_never_goes_past_the_absolute_expiry(
+    store_class: StoreClass, user: AbstractBaseUser, frozen: time_machine.TimeMachineFixture
+) -> None:
+    store = saved(store_class, user=user)
+    assert store.get_expiry_age() == 3600
+    assert store.get_expiry_date() == START + timedelta(seconds=3600)
+
+    frozen.shift(3000)
+    active = loaded(store_class, store.session_key)
+    active["cart"] = ["book"]
+    active.save()  # activity does not push the absolute expiry back
+
+    assert active.get_expiry_age() == 600
+    assert active.get_expiry_date() == START + timedelta(seconds=3600)
+    frozen.shift(599)
+    assert loaded(store_class, store.session_key)["cart"] == ["book"]
+    frozen.shift(1)
+    assert loaded(store_class, store.session_key).session_key is None
+
+
+def admin_login(client: Client, user: AbstractBaseUser, **request: Any) -> HttpResponseBase:
+    """A real login: the admin's login form, through every middleware."""
+    response = client.post(
+        "/admin/login/",
+        {"username": user.get_username(), "password": PASSWORD, "next": "/admin/"},
+        **request,
+    )
+    assert response.status_code == 302, response.content
+    return response
+
+
+def test_a_login_through_a_request_records_the_client(
+    client: Client,
+    store_class: StoreClass,
+    make_user: Callable[..., AbstractBaseUser],
+    frozen: time_machine.TimeMachineFixture,
+) -> None:
+    staff = make_user(is_staff=True)
+
+    admin_login(client, staff, REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT=SAFARI_ON_IPHONE)
+
+    meta = loaded(store_class, session_key_of(client)).meta
+    assert meta is not None
+    assert meta.user_id == user_id(staff)
+    assert meta.last_auth == START_EPOCH
+    assert meta.ip == "203.0.113.9"
+    assert meta.user_agent == SAFARI_ON_IPHONE
+    assert (meta.browser, meta.os, meta.device) == ("Mobile Safari", "iOS", "iPhone")
+
+
+@override_settings(SECURE_SESSIONS_IDLE_TIMEOUT=None, SECURE_SESSIONS_ABSOLUTE_TIMEOUT=3600)
+def test_the_cookie_never_outlives_the_absolute_expiry(
+    client: Client,
+    store_class: StoreClass,
+    make_user: Callable[..., AbstractBaseUser],
+    frozen: time_machine.TimeMachineFixture,
+) -> None:
+    response = admin_login(client, make_user(is_staff=True), HTTP_USER_AGENT=CHROME_ON_WINDOWS)
+
+    assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 3600
+
+
+# -- concurrency ----------------------------------------------------------------------
+
+ENDINGS: dict[str, Callable[[StoreClass, str, AbstractBaseUser], object]] = {
+    "delete": lambda store_class, key, user: store_class().delete(key),
+    "flush": lambda store_class, key, user: loaded(store_class, key).flush(),
+    "revoke_session": lambda store_class, key, user: revoke_session(session_id_for_key(key)),
+    "revoke_user_sessions": lambda store_class, key, user: revoke_user_sessions(user),
+}
+
+
+def save_changed(store: SecureSessionBase) -> None:
+    store["cart"] = ["book", "pen"]
+    store.save()
+
+
+WRITES: dict[str, Callable[[SecureSessionBase], None]] = {
+    "save-changed": save_changed,
+    "save-unchanged": lambda store: store.save(),
+    "touch": lambda store: store.touch(),
+}
+
+
+@pytest.mark.parametrize("end", ENDINGS.values(), ids=ENDINGS.keys())
+@pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
+def test_a_session_ended_meanwhile_is_never_brought_back(
+    store_class: StoreClass,
+    storage: Storage,
+    user: AbstractBaseUser,
+    end: Callable[[StoreClass, str, AbstractBaseUser], object],
+    write: Callable[[SecureSessionBase], None],
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+    assert key is not None
+    request_a = loaded(store_class, key)
+
+    end(store_class, key, user)  # a concurrent request, or an administrator
+    with pytest.raises(UpdateError):
+        write(request_a)
+
+    assert storage.session_ids() == set()
+    assert dict(loaded(store_class, key).items()) == {}
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """A session that ends ``after`` seconds: its data, set_expiry() and settings."""
+
+    data: dict[str, Any]
+    expiry: int | None
+    timeouts: dict[str, Any]
+    after: int
+
+
+EXPIRIES = {
+    "cookie-age": Expiry({}, 60, {}, 60),
+    "idle-timeout": Expiry({USER_ID_KEY: "42"}, None, {}, 1800),
+    "absolute-timeout": Expiry(
+        {USER_ID_KEY: "42"},
+        None,
+        {"SECURE_SESSIONS_IDLE_TIMEOUT": None, "SECURE_SESSIONS_ABSOLUTE_TIMEOUT": 3600},
+        3600,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EXPIRIES.values(), ids=EXPIRIES.keys())
+@pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
+def test_a_session_that_expired_meanwhile_is_never_brought_back(
+    store_class: StoreClass,
+    storage: Storage,
+    frozen: time_machine.TimeMachineFixture,
+    case: Expiry,
+    write: Callable[[SecureSessionBase], None],
+) -> None:
+    with override_settings(**case.timeouts):
+        store = store_class()
+        store.update({"cart": ["book"], **case.data})
+        store.set_expiry(case.expiry)
+        store.save()
+        frozen.shift(case.after - 1)
+        request_a = loaded(store_class, store.session_key)
+        assert request_a["cart"] == ["book"]
+
+        frozen.shift(1)
+        before = storage.dump()
+        with pytest.raises(UpdateError):
+            write(request_a)
+
+        assert storage.dump() == before
+        assert loaded(store_class, store.session_key).session_key is None
+
+
+@on_this_module_urls
+def test_a_request_whose_session_is_revoked_meanwhile_gets_a_400(
+    client: Client, store_class: StoreClass, storage: Storage
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    assert key is not None
+    client.cookies[settings.SESSION_COOKIE_NAME] = key
+
+    response = client.get("/add-while-revoked/")
+
+    # SessionMiddleware turned the engine's UpdateError into SessionInterrupted.
+    assert response.status_code == 400
+    assert storage.session_ids() == set()
+    assert dict(loaded(store_class, key).items()) == {}
+
+
+REFRESHES: dict[str, Callable[[SecureSessionBase], None]] = {
+    "touch": lambda store: store.touch(),
+    "save-unchanged": lambda store: store.save(),
+}
+
+
+@pytest.mark.parametrize("refresh", REFRESHES.values(), ids=REFRESHES.keys())
+def test_refreshing_activity_keeps_data_saved_meanwhile(
+    store_class: StoreClass,
+    user: AbstractBaseUser,
+    frozen: time_machine.TimeMachineFixture,
+    refresh: Callable[[SecureSessionBase], None],
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+    request_a, request_b = loaded(store_class, key), loaded(store_class, key)
+
+    frozen.shift(120)
+    request_a["cart"] = ["book", "pen"]
+    request_a.save()
+    frozen.shift(60)
+    refresh(request_b)  # B changed nothing: it only records its activity
+
+    after = loaded(store_class, key)
+    assert after["cart"] == ["book", "pen"]
+    assert after.meta is not None
+    assert after.meta.last_activity == START_EPOCH + 180
+
+
+@async_test
+@pytest.mark.parametrize("refresh", ["atouch", "asave"])
+async def test_async_refreshing_activity_keeps_data_saved_meanwhile(
+    store_class: StoreClass,
+    user: AbstractBaseUser,
+    frozen: time_machine.TimeMachineFixture,
+    refresh: str,
+) -> None:
+    store = store_class()
+    await store.aupdate({"cart": ["book"], USER_ID_KEY: user_id(user)})
+    await store.asave()
+    request_a = await aloaded(store_class, store.session_key)
+    request_b = await aloaded(store_class, store.session_key)
+
+    frozen.shift(120)
+    await request_a.aset("cart", ["book", "pen"])
+    await request_a.asave()
+    frozen.shift(60)
+    await getattr(request_b, refresh)()
+
+    after = await aloaded(store_class, store.session_key)
+    assert await after.aget("cart") == ["book", "pen"]
+    assert after.meta is not None
+    assert after.meta.last_activity == START_EPOCH + 180
+
+
+@async_test
+async def test_async_a_revoked_session_is_never_brought_back(
+    store_class: StoreClass, user: AbstractBaseUser
+) -> None:
+    store = store_class()
+    await store.aupdate({"cart": ["book"], USER_ID_KEY: user_id(user)})
+    await store.asave()
+    request_a = await aloaded(store_class, store.session_key)
+
+    await store_class().adelete(store.session_key)
+    await request_a.aset("cart", ["book", "pen"])
+    with pytest.raises(UpdateError):
+        await request_a.asave()
+    with pytest.raises(UpdateError):
+        await request_a.atouch()
+
+    assert not await store_class().aexists(store.session_key or "")
+
+
+@on_this_module_urls
+def test_a_request_that_changes_nothing_writes_nothing(
+    client: Client, engine: str, store_class: StoreClass, storage: Storage
+) -> None:
+    key = saved(store_class, {"cart": ["book", "pen"]}).session_key
+    assert key is not None
+    client.cookies[settings.SESSION_COOKIE_NAME] = key
+    before = storage.dump()
+
+    with storage.round_trips() as trips:
+        response = client.get("/cart/")
+
+    assert response.content == b"book,pen"
+    assert storage.dump() == before
+    if engine == "db":
+        assert len(trips.queries) == 1
+        assert trips.queries[0].startswith("SELECT")
+    else:
+        assert trips.queries == []  # no database access on the request path
+        assert trips.commands == {"hmget": 1}
+
+
+# -- guards: forbidden keys and size ---------------------------------------------------------
+
+FORBIDDEN_KEYS = [
+    "password",
+    "new_password",
+    "PassWord",
+    "credit_card",
+    "Credit-Card",
+    "card_number",
+    "api_key",
+    "client_secret",
+    "cvv",
+]
+ASSIGNMENTS: dict[str, Callable[[SecureSessionBase, str], object]] = {
+    "setitem": lambda store, key: store.__setitem__(key, "hunter2"),
+    "update": lambda store, key: store.update({"cart": [], key: "hunter2"}),
+    "setdefault": lambda store, key: store.setdefault(key, "hunter2"),
+}
+
+
+@pytest.mark.parametrize("key", FORBIDDEN_KEYS)
+@pytest.mark.parametrize("assign", ASSIGNMENTS.values(), ids=ASSIGNMENTS.keys())
+def test_a_forbidden_key_is_refused(
+    store_class: StoreClass,
+    storage: Storage,
+    key: str,
+    assign: Callable[[SecureSessionBase, str], object],
+) -> None:
+    store = store_class()
+
+    with pytest.raises(SensitiveDataError) as refused:
+        assign(store, key)
+
+    assert "hunter2" not in str(refused.value)  # the secret isn't repeated in logs
+    assert dict(store.items()) == {}
+    store.save()
+    assert "hunter2" not in storage.everything()
+
+
+ASYNC_ASSIGNMENTS = {
+    "aset": lambda store, key: store.aset(key, "hunter2"),
+    "aupdate": lambda store, key: store.aupdate({"cart": [], key: "hunter2"}),
+    "asetdefault": lambda store, key: store.asetdefault(key, "hunter2"),
+}
+
+
+@async_test
+@pytest.mark.parametrize("assign", ASYNC_ASSIGNMENTS.values(), ids=ASYNC_ASSIGNMENTS.keys())
+async def test_async_a_forbidden_key_is_refused(
+    store_class: StoreClass, assign: Callable[[SecureSessionBase, str], Any]
+) -> None:
+    store = store_class()
+
+    with pytest.raises(SensitiveDataError):
+        await assign(store, "Password")
+
+    assert dict(await store.aitems()) == {}
+
+
+def test_djangos_own_session_keys_are_never_refused(store_class: StoreClass) -> None:
+    for key in sorted(DJANGO_SESSION_KEYS):
+        store = store_class()
+        store[key] = "value"
+        assert store[key] == "value"
+    # Without the exemption, a default pattern would refuse this one.
+    assert conf.FORBIDDEN_KEYS is not None
+    assert conf.FORBIDDEN_KEYS.search(INTERNAL_RESET_SESSION_TOKEN)
+
+
+def test_django_session_keys_are_djangos_own_constants() -> None:
+    assert {
+        SESSION_KEY,
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        INTERNAL_RESET_SESSION_TOKEN,
+        CSRF_SESSION_KEY,
+        SessionStorage.session_key,
+        SessionBase.TEST_COOKIE_NAME,
+        "_session_expiry",  # SessionBase.set_expiry() has no constant for it
+    } == DJANGO_SESSION_KEYS
+
+
+@override_settings(SECURE_SESSIONS_FORBIDDEN_KEYS=[r"^nickname$"])
+def test_the_forbidden_keys_setting_replaces_the_defaults(store_class: StoreClass) -> None:
+    store = store_class()
+
+    with pytest.raises(SensitiveDataError):
+        store["NickName"] = "neo"
+    store["password_hint"] = "the usual"
+
+    assert dict(store.items()) == {"password_hint": "the usual"}
+
+
+@override_settings(SECURE_SESSIONS_FORBIDDEN_KEYS=[])
+def test_no_forbidden_keys(store_class: StoreClass) -> None:
+    store = store_class()
+    store["password"] = "allowed here"
+
+    assert store["password"] == "allowed here"
+
+
+EMPTY_BLOB = len('{"blob":""}')  # compact JSON, as stored
+
+
+def test_a_session_of_exactly_max_size_is_saved(store_class: StoreClass) -> None:
+    store = store_class()
+    store["blob"] = "x" * (conf.MAX_SIZE - EMPTY_BLOB)
+
+    store.save()
+
+    assert loaded(store_class, store.session_key)["blob"] == store["blob"]
+
+
+@override_settings(SECURE_SESSIONS_MAX_SIZE=100)
+def test_the_max_size_setting_is_exact(store_class: StoreClass, storage: Storage) -> None:
+    store = store_class()
+    store["blob"] = "x" * (100 - EMPTY_BLOB)
+    store.save()
+    store["blob"] += "x"
+    before = storage.dump()
+
+    with pytest.raises(SessionTooLarge):
+        store.save()
+
+    assert storage.dump() == before
+
+
+def test_a_new_session_one_byte_too_large_is_refused_and_nothing_is_stored(
+    store_class: StoreClass, storage: Storage
+) -> None:
+    store = store_class()
+    store["blob"] = "x" * (conf.MAX_SIZE - EMPTY_BLOB + 1)
+
+    with pytest.raises(SessionTooLarge):
+        store.save()
+
+    assert storage.session_ids() == set()
+
+
+def test_growing_a_session_too_large_keeps_what_was_stored(
+    store_class: StoreClass, storage: Storage
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    store = loaded(store_class, key)
+    before = storage.dump()
+    store["blob"] = "é" * (conf.MAX_SIZE // 6)  # 6 bytes each, as JSON escapes
+
+    with pytest.raises(SessionTooLarge):
+        store.save()
+
+    assert storage.dump() == before
+    assert dict(loaded(store_class, key).items()) == {"cart": ["book"]}
+
+
+@pytest.mark.parametrize("exception", [SensitiveDataError, SessionTooLarge])
+def test_the_guards_are_suspicious_operations(exception: type[Exception]) -> None:
+    assert issubclass(exception, SuspiciousOperation)
+
+
+GUARDED_VIEWS = {
+    "forbidden-key": ("/password/", "django.security.SensitiveDataError"),
+    "too-large": ("/grow/", "django.security.SessionTooLarge"),
+}
+
+
+@on_this_module_urls
+@pytest.mark.parametrize(("url", "logger"), GUARDED_VIEWS.values(), ids=GUARDED_VIEWS.keys())
+def test_a_view_tripping_a_guard_answers_400(
+    client: Client, storage: Storage, caplog: pytest.LogCaptureFixture, url: str, logger: str
+) -> None:
+    response = client.get(url)
+
+    assert response.status_code == 400
+    assert storage.session_ids() == set()
+    assert logger in {record.name for record in caplog.records}
+
+
+# -- the redis engine -------------------------------------------------------------------
+
+redis_only = pytest.mark.parametrize("engine", ["redis"], indirect=True)
+
+
+def caches_with(*, options: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """The test CACHES with the default cache's settings changed."""
+    default: dict[str, Any] = settings.CACHES["default"]
+    return {"default": {**default, **changes, "OPTIONS": {**default["OPTIONS"], **(options or {})}}}
+
+
+def closed_port() -> int:
+    """A local port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@redis_only
+def test_redis_stores_json_even_with_djangos_redis_pickle_serializer(
+    store_class: StoreClass, storage: Storage, tmp_path: Path
+) -> None:
+    pickle_serializer = {"SERIALIZER": "django_redis.serializers.pickle.PickleSerializer"}
+    with override_settings(CACHES=caches_with(options=pickle_serializer)):
+        store = saved(store_class, {"cart": ["book"]})
+        assert store.session_id is not None
+        raw = storage.data(store.session_id)
+        assert isinstance(raw, bytes)
+        # A signature, then plain JSON that any client can read.
+        assert json.loads(raw[raw.index(b"{") :]) == {"cart": ["book"]}
+        assert loaded(store_class, store.session_key)["cart"] == ["book"]
+
+        marker = tmp_path / "unpickled"
+        storage.overwrite(store.session_id, "data", pickle.dumps(Exploit(marker)))
+        assert loaded(store_class, store.session_key).session_key is None
+        assert not marker.exists()
+
+
+@redis_only
+def test_redis_honours_the_cache_key_prefix(
+    store_class: StoreClass, redis_client: redis.Redis, user: AbstractBaseUser
+) -> None:
+    with override_settings(CACHES=caches_with(KEY_PREFIX="tenant-a")):
+        store = saved(store_class, {"cart": ["book"]}, user=user)
+        names = {text(name) for name in redis_client.scan_iter()}
+
+        assert names == {
+            f"tenant-a:secure_sessions:s:{store.session_id}",
+            f"tenant-a:secure_sessions:u:{user_id(user)}",
+        }
+        assert loaded(store_class, store.session_key)["cart"] == ["book"]
+        assert revoke_user_sessions(user) == 1
+        assert {text(name) for name in redis_client.scan_iter()} == set()
+
+
+@redis_only
+def test_redis_load_is_one_hmget(
+    store_class: StoreClass, storage: Storage, user: AbstractBaseUser
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+
+    with storage.round_trips() as trips:
+        store = loaded(store_class, key)
+        assert store["cart"] == ["book"]
+
+    assert trips.commands == {"hmget": 1}
+    assert trips.queries == []
+
+
+@redis_only
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda store: None, id="create"),
+        pytest.param(lambda store: store.__setitem__("cart", ["pen"]), id="update"),
+        pytest.param(lambda store: store.record_login(), id="login"),
+    ],
+)
+def test_redis_save_with_its_index_is_one_round_trip(
+    store_class: StoreClass,
+    storage: Storage,
+    user: AbstractBaseUser,
+    change: Callable[[SecureSessionBase], None],
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+    store = loaded(store_class, key)
+    change(store)
+    if store.session_key == key and not store.modified:
+        store = store_class()  # "create": a new session, logged in
+        store[USER_ID_KEY] = user_id(user)
+
+    with storage.round_trips() as trips:
+        store.save()
+
+    assert trips.commands == {"evalsha": 1}
+    assert store.session_id in storage.user_index(user_id(user))
+
+
+@redis_only
+def test_redis_touch_is_one_round_trip(
+    store_class: StoreClass, storage: Storage, user: AbstractBaseUser
+) -> None:
+    store = loaded(store_class, saved(store_class, user=user).session_key)
+
+    with storage.round_trips() as trips:
+        store.touch()
+
+    assert trips.commands == {"evalsha": 1}
+
+
+@redis_only
+def test_redis_down_fault_injection_load_is_empty_and_logged(
+    store_class: StoreClass, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    unreachable = caches_with(
+        LOCATION=f"redis://127.0.0.1:{closed_port()}/15",
+        options={"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    )
+
+    with override_settings(CACHES=unreachable), caplog.at_level(logging.ERROR):
+        store = loaded(store_class, key)
+        assert dict(store.items()) == {}
+        assert store.session_key is None
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["django_secure_sessions"]
+    assert key is not None
+    assert key not in errors[0].getMessage()
+    # Nothing was lost: once Redis answers again, the session is there.
+    assert loaded(store_class, key)["cart"] == ["book"]
+
+
+@redis_only
+@async_test
+async def test_redis_down_fault_injection_async_load_is_empty_and_logged(
+    store_class: StoreClass, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = caches_with(
+        LOCATION=f"redis://127.0.0.1:{closed_port()}/15",
+        options={"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    )
+
+    with override_settings(CACHES=unreachable), caplog.at_level(logging.ERROR):
+        store = store_class(UNKNOWN_KEY)
+        assert await store.aget("cart") is None
+        assert store.session_key is None
+        await aclose_connections()
+
+    assert [r.name for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "django_secure_sessions"
+    ]
+
+
+# -- the db engine ---------------------------------------------------------------------
+
+db_only = pytest.mark.parametrize("engine", ["db"], indirect=True)
+
+
+@pytest.mark.django_db
+def test_db_table_is_indexed_by_user_and_expiry() -> None:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, SecureSession._meta.db_table)
+
+    indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"]}
+    assert ("user_id", "expire_date") in indexed
+    assert ("expire_date",) in indexed
+
+
+@pytest.mark.django_db
+def test_the_revoke_session_permission_exists_after_migrate() -> None:
+    permission = Permission.objects.get(
+        content_type__app_label="django_secure_sessions", codename="revoke_session"
+    )
+
+    assert permission.name == "Can revoke sessions"
+
+
+@db_only
+def test_db_deleting_a_user_deletes_their_sessions(
+    store_class: StoreClass, storage: Storage, make_user: Callable[..., AbstractBaseUser]
+) -> None:
+    leaving, staying = make_user(), make_user()
+    saved(store_class, user=leaving)
+    saved(store_class, user=leaving)
+    kept = saved(store_class, user=staying)
+
+    leaving.delete()
+
+    assert storage.session_ids() == {kept.session_id}
+
+
+@db_only
+def test_db_load_and_update_are_one_query_each(
+    store_class: StoreClass, storage: Storage, user: AbstractBaseUser
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+
+    with storage.round_trips() as load:
+        store = loaded(store_class, key)
+    store["cart"] = ["pen"]
+    with storage.round_trips() as update:
+        store.save()
+
+    assert [q.split()[0] for q in load.queries] == ["SELECT"]
+    assert [q.split()[0] for q in update.queries] == ["UPDATE"]

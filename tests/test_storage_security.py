@@ -1,0 +1,371 @@
+"""What storage holds and what the engines accept from it and from clients.
+
+No raw session key in storage; hostile keys refused before any round trip; corrupt,
+tampered, replayed or pickled records treated as no session (logged, never raised,
+never unpickled); SECRET_KEY rotation.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.test import Client
+from django.test.utils import override_settings
+from hypothesis import strategies as st
+
+from django_secure_sessions import list_user_sessions
+from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key, sign
+from tests.factories import PASSWORD
+from tests.test_engines import (  # async_db_cleanup: a fixture async_test uses
+    CHROME_ON_WINDOWS,
+    UNKNOWN_KEY,
+    Exploit,
+    Storage,
+    StoreClass,
+    admin_login,
+    async_db_cleanup,  # noqa: F401
+    async_test,
+    loaded,
+    saved,
+    session_key_of,
+    user_id,
+)
+
+SECURITY_LOGGER = "django.security.SuspiciousSession"
+KEY_SHAPE = re.compile("[a-z0-9]{32}")
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest, engine: str) -> Storage:
+    return Storage.of(request)
+
+
+# -- no raw key in storage ---------------------------------------------------------------
+
+LOGINS: dict[str, Callable[[Client, Any], object]] = {
+    "login-form": lambda client, user: admin_login(
+        client, user, REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT=CHROME_ON_WINDOWS
+    ),
+    "client.login": lambda client, user: client.login(
+        username=user.get_username(), password=PASSWORD
+    ),
+    "client.force_login": lambda client, user: client.force_login(user),
+}
+
+
+@pytest.mark.parametrize("login", LOGINS.values(), ids=LOGINS.keys())
+def test_the_session_key_is_stored_nowhere(
+    client: Client,
+    store_class: StoreClass,
+    storage: Storage,
+    make_user: Callable[..., AbstractBaseUser],
+    login: Callable[[Client, Any], object],
+) -> None:
+    staff = make_user(is_staff=True)
+    login(client, staff)
+    key = session_key_of(client)
+    # A request from the same client (the login form bound the session to it).
+    response = client.get("/admin/", REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT=CHROME_ON_WINDOWS)
+    assert response.status_code == 200
+
+    assert loaded(store_class, key)[USER_ID_KEY] == user_id(staff)  # a live session
+    assert key not in storage.everything()
+    assert storage.session_ids() == {session_id_for_key(key)}
+
+
+def test_the_public_session_id_is_not_the_key(
+    client: Client, storage: Storage, make_user: Callable[..., AbstractBaseUser]
+) -> None:
+    staff: Any = make_user(is_staff=True)
+    client.force_login(staff)
+    key = session_key_of(client)
+
+    [info] = list_user_sessions(staff)
+
+    assert info.id == session_id_for_key(key)
+    assert key not in info.id
+    assert key not in repr(info)
+
+
+# -- hostile keys ---------------------------------------------------------------------------
+
+HOSTILE_KEYS = {
+    "empty": "",
+    "short": "abc",
+    "31-chars": "a" * 31,
+    "33-chars": "a" * 33,
+    "10-kb": "a" * 10240,
+    "nul": "a" * 15 + "\x00" + "a" * 16,
+    "uppercase": "A" * 32,
+    "path": "../../../../../../../etc/passwd",
+    "path-32-chars": "../../../../../../../../etc/pass",
+    "glob": "*" * 32,
+    "glob-mixed": "a" * 29 + "*?[",
+    "redis-pattern": "secure_sessions:s:" + "*" * 14,
+    "non-ascii": "é" * 32,
+    "cyrillic-lookalikes": "\u0430" * 32,
+    "fullwidth-digits": "\uff11" * 32,
+    "trailing-newline": "a" * 31 + "\n",
+    "leading-space": " " + "a" * 31,
+}
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS.values(), ids=HOSTILE_KEYS.keys())
+def test_a_hostile_key_is_refused_without_a_round_trip(
+    store_class: StoreClass, storage: Storage, key: str
+) -> None:
+    saved(store_class, {"warm": "up"})  # the connection is open: only requests count
+    before = storage.session_ids()
+    store = store_class(key)
+
+    with storage.round_trips() as trips:
+        data = dict(store.items())
+        found = store.exists(key)
+        store.delete(key)
+
+    assert trips.total == 0
+    assert (data, found, store.session_key) == ({}, False, None)
+    store["cart"] = ["book"]
+    store.save()
+    assert store.session_key != key
+    assert store.session_key is not None
+    assert KEY_SHAPE.fullmatch(store.session_key)
+    assert storage.session_ids() == before | {store.session_id}
+
+
+def test_an_unknown_key_is_never_adopted(store_class: StoreClass, storage: Storage) -> None:
+    saved(store_class, {"warm": "up"})
+    before = storage.session_ids()
+    store = store_class(UNKNOWN_KEY)
+
+    with storage.round_trips() as trips:
+        data = dict(store.items())
+
+    assert trips.total == 1  # one lookup, which finds nothing
+    assert (data, store.session_key) == ({}, None)
+    store["cart"] = ["book"]
+    store.save()
+    assert store.session_key not in {None, UNKNOWN_KEY}
+    assert storage.session_ids() == before | {store.session_id}
+
+
+@async_test
+@pytest.mark.parametrize("key", [*HOSTILE_KEYS.values(), UNKNOWN_KEY])
+async def test_async_a_hostile_or_unknown_key_is_never_adopted(
+    store_class: StoreClass, key: str
+) -> None:
+    store = store_class(key)
+
+    assert await store.aget("cart") is None
+    assert store.session_key is None
+    assert not await store.aexists(key)
+    await store.aset("cart", ["book"])
+    await store.asave()
+    assert store.session_key not in {None, key}
+
+
+not_a_key = st.one_of(
+    st.text(),
+    st.text(alphabet=VALID_KEY_CHARS + "AZ*?[]/.:\x00é- ", min_size=31, max_size=33),
+).filter(lambda text: KEY_SHAPE.fullmatch(text) is None)
+
+few_examples = hypothesis.settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+
+
+@few_examples
+@hypothesis.given(key=not_a_key)
+def test_anything_but_32_lowercase_letters_and_digits_is_refused_without_a_round_trip(
+    store_class: StoreClass, storage: Storage, key: str
+) -> None:
+    store = store_class(key)
+
+    with storage.round_trips() as trips:
+        data = dict(store.items())
+
+    assert trips.total == 0
+    assert (data, store.session_key) == ({}, None)
+
+
+@few_examples
+@hypothesis.given(key=st.text(alphabet=VALID_KEY_CHARS, min_size=32, max_size=32))
+def test_any_key_of_the_right_shape_is_looked_up_once(
+    store_class: StoreClass, storage: Storage, key: str
+) -> None:
+    assert store_class(key).session_key == key  # accepted as a key ...
+    store = store_class(key)
+
+    with storage.round_trips() as trips:
+        data = dict(store.items())
+
+    assert trips.total == 1  # ... looked up once, and not adopted
+    assert (data, store.session_key) == ({}, None)
+
+
+# -- corrupt, tampered, replayed and pickled records ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A victim's session about to be corrupted, and an administrator's beside it."""
+
+    victim_key: str
+    admin_key: str
+    victim_id: str
+    admin_id: str
+    storage: Storage
+    marker: Path
+
+    def pickle(self, protocol: int) -> bytes:
+        return pickle.dumps(Exploit(self.marker), protocol=protocol)
+
+
+def other_secret(scene: Scene) -> str:
+    with override_settings(SECRET_KEY="a-guess-at-the-secret-key"):
+        return sign(scene.victim_id, "data", '{"cart":["stolen"]}')
+
+
+DATA_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
+    "garbage": lambda scene: "not a session record at all",
+    "empty": lambda scene: "",
+    "unsigned-json": lambda scene: '{"_auth_user_id":"1"}',
+    "forged-signature": lambda scene: "A" * 43 + '{"_auth_user_id":"1"}',
+    "signed-with-another-secret": other_secret,
+    "signed-for-the-meta": lambda scene: sign(scene.victim_id, "meta", '{"cart":[]}'),
+    "pickle": lambda scene: scene.pickle(0).decode("ascii"),
+    "correctly-signed-pickle": lambda scene: sign(
+        scene.victim_id, "data", scene.pickle(0).decode("ascii")
+    ),
+    "replayed-from-an-admin-session": lambda scene: scene.storage.data(scene.admin_id),
+}
+
+REDIS_CORRUPTIONS: dict[str, tuple[str, Callable[[Scene], str | bytes | None]]] = {
+    "binary-pickle-data": ("data", lambda scene: scene.pickle(5)),
+    "non-utf8-data": ("data", lambda scene: b"\xff\xfe\x80 not UTF-8"),
+    "garbage-meta": ("meta", lambda scene: "not a meta at all"),
+    "binary-pickle-meta": ("meta", lambda scene: scene.pickle(5)),
+    "non-utf8-meta": ("meta", lambda scene: b"\xff\xfe\x80 not UTF-8"),
+    "replayed-admin-meta": (
+        "meta",
+        lambda scene: scene.storage.client.hget(f"secure_sessions:s:{scene.admin_id}", "m"),
+    ),
+}
+
+CORRUPTIONS = [
+    pytest.param("db", ("data", corrupt), id=f"db-{name}")
+    for name, corrupt in DATA_CORRUPTIONS.items()
+] + [
+    pytest.param("redis", corruption, id=f"redis-{name}")
+    for name, corruption in {
+        **{name: ("data", corrupt) for name, corrupt in DATA_CORRUPTIONS.items()},
+        **REDIS_CORRUPTIONS,
+    }.items()
+]
+
+
+@pytest.fixture
+def scene(
+    store_class: StoreClass,
+    storage: Storage,
+    make_user: Callable[..., AbstractBaseUser],
+    tmp_path: Path,
+) -> Scene:
+    admin = make_user(is_staff=True, is_superuser=True)
+    admin_session = saved(store_class, {"admin_ui": True}, user=admin)
+    victim = saved(store_class, {"cart": ["book"]}, user=make_user())
+    assert victim.session_id is not None
+    assert admin_session.session_id is not None
+    assert victim.session_key is not None
+    assert admin_session.session_key is not None
+    return Scene(
+        victim.session_key,
+        admin_session.session_key,
+        victim.session_id,
+        admin_session.session_id,
+        storage,
+        tmp_path / "unpickled",
+    )
+
+
+@pytest.mark.parametrize(("engine", "corruption"), CORRUPTIONS, indirect=["engine"])
+def test_a_corrupt_record_is_no_session(
+    store_class: StoreClass,
+    scene: Scene,
+    caplog: pytest.LogCaptureFixture,
+    corruption: tuple[str, Callable[[Scene], str | bytes | None]],
+) -> None:
+    part, corrupt = corruption
+    value = corrupt(scene)
+    assert value is not None
+    scene.storage.overwrite(scene.victim_id, part, value)
+
+    with caplog.at_level(logging.WARNING, logger=SECURITY_LOGGER):
+        store = loaded(store_class, scene.victim_key)
+
+    assert dict(store.items()) == {}
+    assert store.session_key is None
+    assert SECURITY_LOGGER in {record.name for record in caplog.records}
+    assert not scene.marker.exists()
+    store["cart"] = []
+    store.save()  # a fresh session, not the corrupt one
+    assert store.session_key not in {None, scene.victim_key}
+    assert loaded(store_class, scene.admin_key)["admin_ui"] is True
+
+
+def test_the_pickle_payload_used_above_is_armed(tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+
+    pickle.loads(pickle.dumps(Exploit(marker), protocol=0))  # noqa: S301 - the point
+
+    assert marker.is_dir()
+
+
+# -- SECRET_KEY rotation -------------------------------------------------------------------
+
+
+def test_data_signed_with_a_fallback_secret_key_loads_and_is_re_signed(
+    store_class: StoreClass, user: AbstractBaseUser
+) -> None:
+    with override_settings(SECRET_KEY="the-old-secret-key"):
+        key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+
+    with override_settings(
+        SECRET_KEY="the-new-secret-key", SECRET_KEY_FALLBACKS=["the-old-secret-key"]
+    ):
+        store = loaded(store_class, key)
+        assert store["cart"] == ["book"]
+        store["cart"] = ["book", "pen"]
+        store.save()
+
+    with override_settings(SECRET_KEY="the-new-secret-key", SECRET_KEY_FALLBACKS=[]):
+        assert loaded(store_class, key)["cart"] == ["book", "pen"]
+
+
+def test_data_signed_with_a_retired_secret_key_does_not_load(
+    store_class: StoreClass, user: AbstractBaseUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(SECRET_KEY="the-old-secret-key"):
+        key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+
+    with (
+        override_settings(SECRET_KEY="the-new-secret-key", SECRET_KEY_FALLBACKS=[]),
+        caplog.at_level(logging.WARNING, logger=SECURITY_LOGGER),
+    ):
+        store = loaded(store_class, key)
+
+    assert dict(store.items()) == {}
+    assert store.session_key is None
+    assert SECURITY_LOGGER in {record.name for record in caplog.records}
