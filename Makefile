@@ -8,10 +8,10 @@ PY := $(VENV)/bin/python
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format bench docs clean
+.PHONY: help demo demo-redis test screenshots lint format bench docs clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
@@ -27,13 +27,32 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --editable ".$(if $(filter core,$*),,[$*])"
 	@touch $@
 
-demo: $(VENV)/.installed-core ## Run the example project at http://127.0.0.1:8000/
+# The example project, on the session engine that DEMO_SESSION_ENGINE names (its settings
+# read it): the database of the demo, or Redis.
+define run_demo
 	$(PY) example_project/manage.py migrate
 	$(PY) example_project/manage.py demo_account
 	$(PY) example_project/manage.py runserver 127.0.0.1:8000
+endef
 
-test: $(VENV)/.installed-test ## Run the tests (REDIS_URL, REQUIRE_REDIS, DATABASE_URL, ARGS)
+demo: export DEMO_SESSION_ENGINE = db
+demo: $(VENV)/.installed-core ## Run the example project at http://127.0.0.1:8000/
+	$(run_demo)
+
+demo-redis: export DEMO_SESSION_ENGINE = redis
+demo-redis: $(VENV)/.installed-redis ## The same, with sessions in Redis (REDIS_URL)
+	$(run_demo)
+
+# The end-to-end tests (tests/e2e) need Debian's Chromium; without it pytest skips them.
+CHROMIUM := /usr/bin/chromium
+
+test: $(VENV)/.installed-test ## Run the tests (REDIS_URL, REQUIRE_REDIS, REQUIRE_BROWSER, DATABASE_URL, ARGS)
+	@[ -x $(CHROMIUM) ] || echo "note: no Chromium at $(CHROMIUM), so the end-to-end browser" \
+		"tests (tests/e2e) are SKIPPED. To run them: apt-get install chromium" >&2
 	$(PY) -m pytest $(ARGS)
+
+screenshots: $(VENV)/.installed-test ## Take the docs' screenshots again (docs/_static/screenshots)
+	SCREENSHOTS=1 REQUIRE_BROWSER=1 $(PY) -m pytest tests/e2e -k db $(ARGS)
 
 lint: $(VENV)/.installed-lint ## Check style, format and types
 	$(PY) -m ruff check .
