@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
@@ -102,6 +103,10 @@ class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ("-last_activity",)
     actions = ["revoke_selected"]
     list_per_page = PER_PAGE
+    # The session's data is its user's, not the admin's to read; it may hold secrets
+    # (the CSRF secret with CSRF_USE_SESSIONS, the auth hash). The detail page shows
+    # what the list shows, not the data.
+    exclude = ("data",)
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         user_model = get_user_model()
@@ -235,14 +240,23 @@ class SessionsUserAdminMixin:
         message = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", total)
         self.message_user(request, message % {"count": total}, messages.SUCCESS)  # type: ignore[attr-defined]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
-        fields: Sequence[str] = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+    # The return types are ModelAdmin's, so that the mixin type-checks with it.
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> list[str] | tuple[str, ...]:
+        fields: list[str] | tuple[str, ...] = super().get_readonly_fields(request, obj)  # type: ignore[misc]
         return [*fields, "secure_sessions"] if obj is not None else fields
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        # An admin without fieldsets lists its readonly fields among its fields: the
+        # sessions get their own section instead (get_fieldsets), not a second place.
+        fields: Sequence[Any] = super().get_fields(request, obj)  # type: ignore[misc]
+        return [field for field in fields if field != "secure_sessions"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = list(super().get_fieldsets(request, obj))  # type: ignore[misc]
-        if obj is None:
-            return fieldsets
+        if obj is None or "secure_sessions" in flatten_fieldsets(fieldsets):
+            return fieldsets  # an add page, or the admin's own fieldsets place them
         return [*fieldsets, (_("Sessions"), {"fields": ["secure_sessions"]})]
 
     @admin.display(description=_("Active sessions"))
@@ -309,7 +323,8 @@ class SessionsUserAdminMixin:
     def _revoke_all_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         user = self._user_or_denied(request, object_id)
         count = revoke_user_sessions(user, reason=REASON, request=request)
-        _log(self, request, user, f"Signed out everywhere ({count} sessions revoked).")  # type: ignore[arg-type]
+        if count:
+            _log(self, request, user, f"Signed out everywhere ({count} sessions revoked).")  # type: ignore[arg-type]
         message = ngettext("Revoked %(count)d session.", "Revoked %(count)d sessions.", count)
         self.message_user(request, message % {"count": count}, messages.SUCCESS)  # type: ignore[attr-defined]
         return self._back(user)

@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core import checks
 
 
@@ -14,3 +14,9 @@ class SecureSessionsConfig(AppConfig):
         checks.register(app_checks.check_configuration, checks.Tags.security)
         checks.register(app_checks.check_deploy, checks.Tags.security, deploy=True)
         handlers.connect()
+        if apps.is_installed("django.contrib.admin"):
+            # The admin's autodiscovery has run by now when django.contrib.admin comes
+            # before this app; this also catches a user admin registered after ours.
+            from .admin import install_user_admin
+
+            install_user_admin()

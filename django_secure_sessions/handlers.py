@@ -122,12 +122,17 @@ def _fields_named(model: type[Model], invalidate_on: tuple[str, ...]) -> dict[st
 
 def snapshot_user(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     """Keep the watched values as loaded, so a save can tell what changed for free."""
+    _snapshot(sender, instance)
+
+
+def _snapshot(sender: type[Model], instance: Model, fields: Iterable[str] | None = None) -> None:
+    """Record the watched values of ``fields`` (default: all) as what is stored."""
     values = instance.__dict__
-    setattr(
-        instance,
-        _SNAPSHOT,
-        {name: values.get(attname, _UNKNOWN) for name, attname in _watched_fields(sender).items()},
-    )
+    snapshot = dict(values.get(_SNAPSHOT, {}))
+    for name, attname in _watched_fields(sender).items():
+        if fields is None or name in fields:
+            snapshot[name] = values.get(attname, _UNKNOWN)
+    values[_SNAPSHOT] = snapshot
 
 
 def find_user_changes(sender: type[Model], instance: Model, **kwargs: Any) -> None:
@@ -171,7 +176,9 @@ def find_user_changes(sender: type[Model], instance: Model, **kwargs: Any) -> No
 def end_sessions_on_change(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     """After a user is saved: end sessions as its changes require."""
     changes: set[str] = instance.__dict__.pop(_CHANGES, set())
-    snapshot_user(sender, instance)  # the next save compares with what is now stored
+    # The next save compares with what is now stored: only the fields this save wrote
+    # (a value assigned but left out of update_fields is still to be saved).
+    _snapshot(sender, instance, kwargs.get("update_fields"))
     if not changes:
         return
     if "is_active" in changes and not getattr(instance, "is_active", True):
@@ -196,6 +203,8 @@ def end_sessions_on_relation_change(  # noqa: PLR0917 - m2m_changed's signature
     """Group or permission membership changed: a privilege change for those users."""
     if action not in {"post_add", "post_remove", "pre_clear"}:
         return
+    if action != "pre_clear" and not pk_set:
+        return  # add() of what was there already: Django sends an empty pk_set
     users: Iterable[Any]
     if not reverse:  # user.groups.add(...): the instance is the user
         users = [instance]
@@ -229,22 +238,24 @@ def _revoke_all(user: Model, *, reason: str, keep_current: bool) -> None:
         return
     request = current_request.get()
     session = _secure_session(request)
-    user_id = user_id_of(user)
+    # The session of the request making the change, when it is the user's own.
+    own = session if session is not None and session.get(USER_ID_KEY) == user_id_of(user) else None
     keep = None
-    if (
-        keep_current
-        and request is not None
-        and session is not None
-        and (session.get(USER_ID_KEY) == user_id)
-    ):
+    if keep_current and request is not None and own is not None:
         # A new key for the surviving session: whoever may have learnt the old one
         # loses it with the others.
         if reason == "password":
             update_session_auth_hash(request, user)  # type: ignore[arg-type] # and the new hash
         else:
-            session.cycle_key()
-        keep = session
+            own.cycle_key()
+        keep = own
     revoke_user_sessions(user, keep=keep, reason=reason, request=request)
+    if not keep_current and own is not None:
+        # Ended in storage with the others; forget it here too, so the request goes on
+        # with an empty session whose cookie is deleted, rather than saving into a
+        # session that no longer exists (a 400), and a logout() that follows has
+        # nothing left to report.
+        own.flush()
 
 
 def connect() -> None:

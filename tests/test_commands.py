@@ -1,0 +1,565 @@
+"""The management commands (SPEC §8) on both engines: what they print, their exit
+status, and what they leave in storage and in the browsers of the users concerned."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import time_machine
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore as DjangoDbStore
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse
+from django.test import Client
+from django.test.utils import override_settings
+from django.urls import path
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from django_secure_sessions import list_user_sessions
+from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key
+from django_secure_sessions.models import SecureSession
+from django_secure_sessions.signals import session_revoked
+from django_secure_sessions.timeouts import EXPIRY_GRACE
+from tests.test_engines import Storage, StoreClass
+
+START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
+REPOSITORY = Path(__file__).resolve().parent.parent
+DJANGO_DB_ENGINE = "django.contrib.sessions.backends.db"
+DJANGO_CACHE_ENGINE = "django.contrib.sessions.backends.cache"
+
+
+def whoami(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(request.user.get_username() if request.user.is_authenticated else "")
+
+
+urlpatterns = [path("whoami/", whoami)]
+
+pytestmark = pytest.mark.urls(__name__)
+
+
+def run(name: str, *args: str) -> str:
+    """What the command prints on stdout (it raises CommandError on failure)."""
+    out = StringIO()
+    call_command(name, *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def fails(name: str, *args: str) -> CommandError:
+    """The error a failing command exits with."""
+    with pytest.raises(CommandError) as failure:
+        run(name, *args)
+    return failure.value
+
+
+def signed_in_as(client: Client) -> str:
+    response = client.get("/whoami/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def browser(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    assert signed_in_as(client) == user.get_username()
+    return client
+
+
+def key_of(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def same_cookie_as(client: Client) -> Client:
+    """Another browser with the same session cookie (a look that leaves ``client`` be:
+    a request with an unknown session deletes its cookie)."""
+    other = Client()
+    other.cookies[settings.SESSION_COOKIE_NAME] = key_of(client)
+    return other
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest, engine: str) -> Storage:
+    return Storage.of(request)
+
+
+@pytest.fixture
+def revoked() -> Iterator[list[dict[str, Any]]]:
+    """The session_revoked signals sent during the test."""
+    received: list[dict[str, Any]] = []
+
+    def receiver(**kwargs: Any) -> None:
+        received.append(kwargs)
+
+    session_revoked.connect(receiver)
+    yield received
+    session_revoked.disconnect(receiver)
+
+
+@pytest.fixture
+def frozen(time_machine: time_machine.TimeMachineFixture) -> time_machine.TimeMachineFixture:
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+# -- fault injection --------------------------------------------------------------------
+
+
+class _Undo(Exception):
+    pass
+
+
+@contextmanager
+def dropped_session_table() -> Iterator[None]:
+    """Fault injection for the db engine: its table is gone (dropped in a savepoint,
+    restored when the block ends)."""
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DROP TABLE {connection.ops.quote_name(SecureSession._meta.db_table)}"
+                )
+            yield
+            raise _Undo
+    except _Undo:
+        pass
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+@contextmanager
+def unreachable_redis() -> Iterator[None]:
+    """Fault injection for the redis engine: the session cache points at a port where
+    nothing listens."""
+    cache = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}
+    with override_settings(CACHES={"default": cache}):
+        yield
+
+
+BROKEN_STORAGE: dict[str, Callable[[], Any]] = {
+    "db": dropped_session_table,
+    "redis": unreachable_redis,
+}
+
+
+# -- clearsecuresessions ------------------------------------------------------------------
+
+
+def session_of(store_class: StoreClass, user: User, *, expiry: int | None = None) -> str:
+    """A stored session signed in as ``user``; its key."""
+    store = store_class()
+    store[USER_ID_KEY] = str(user.pk)
+    store.set_expiry(expiry)
+    store.save()
+    assert store.session_key is not None
+    return store.session_key
+
+
+def make_expired_and_live(
+    store_class: StoreClass,
+    make_user: Callable[..., User],
+    frozen: time_machine.TimeMachineFixture,
+    seconds_apart: int = 0,
+) -> dict[User, tuple[str, str]]:
+    """Five users, each with one session that has expired and one that hasn't, made
+    ``seconds_apart`` from one user to the next: (expired key, live key) by user."""
+    sessions = {}
+    for _ in range(5):
+        user = make_user()
+        sessions[user] = (session_of(store_class, user, expiry=60), session_of(store_class, user))
+        frozen.shift(seconds_apart)
+    frozen.shift(60 + EXPIRY_GRACE + 1)
+    return sessions
+
+
+@pytest.fixture
+def expired_and_live(
+    store_class: StoreClass, make_user: Callable[..., User], frozen: time_machine.TimeMachineFixture
+) -> dict[User, tuple[str, str]]:
+    return make_expired_and_live(store_class, make_user, frozen)
+
+
+def stored(storage: Storage, users: Iterable[User]) -> set[str]:
+    """The session ids stored for these users (expired or not)."""
+    return set().union(*(storage.user_index(str(user.pk)) for user in users))
+
+
+@pytest.mark.usefixtures("engine")
+def test_clearsecuresessions_removes_what_expired_and_keeps_the_rest(
+    expired_and_live: dict[User, tuple[str, str]], storage: Storage
+) -> None:
+    output = run("clearsecuresessions")
+
+    assert output.splitlines()[-1] == "Removed 5 expired entries in all."
+    live = {session_id_for_key(live_key) for _, live_key in expired_and_live.values()}
+    assert stored(storage, expired_and_live) == live
+    for user, (_, live_key) in expired_and_live.items():
+        assert [info.id for info in list_user_sessions(user)] == [session_id_for_key(live_key)]
+
+
+# Sessions that expired in the same second, or each a few seconds after the other.
+@pytest.mark.parametrize("seconds_apart", [0, 7])
+def test_clearsecuresessions_reports_each_batch(
+    store_class: StoreClass,
+    make_user: Callable[..., User],
+    frozen: time_machine.TimeMachineFixture,
+    storage: Storage,
+    seconds_apart: int,
+) -> None:
+    sessions = make_expired_and_live(store_class, make_user, frozen, seconds_apart)
+
+    output = run("clearsecuresessions", "--batch-size", "2")
+
+    assert output.splitlines() == [
+        "Removed 2 expired entries (2 so far).",
+        "Removed 2 expired entries (4 so far).",
+        "Removed 1 expired entries (5 so far).",
+        "Removed 5 expired entries in all.",
+    ]
+    live = {session_id_for_key(live_key) for _, live_key in sessions.values()}
+    assert stored(storage, sessions) == live
+
+
+@pytest.mark.usefixtures("engine")
+def test_clearsecuresessions_dry_run_counts_and_changes_nothing(
+    expired_and_live: dict[User, tuple[str, str]], storage: Storage
+) -> None:
+    before = storage.dump()
+
+    output = run("clearsecuresessions", "--dry-run", "--batch-size", "2")
+
+    assert output.splitlines() == ["Would remove 5 expired entries in all."]
+    assert storage.dump() == before
+
+
+@pytest.mark.usefixtures("engine")
+def test_clearsecuresessions_twice_removes_nothing_the_second_time(
+    expired_and_live: dict[User, tuple[str, str]], storage: Storage
+) -> None:
+    run("clearsecuresessions")
+    after_first = storage.dump()
+
+    output = run("clearsecuresessions")
+
+    assert output.splitlines() == ["Removed 0 expired entries in all."]
+    assert storage.dump() == after_first
+
+
+@pytest.mark.parametrize("arguments", [[], ["--dry-run"]], ids=["remove", "dry-run"])
+def test_clearsecuresessions_exits_with_a_clear_message_when_storage_fails(
+    engine: str, arguments: list[str]
+) -> None:
+    with BROKEN_STORAGE[engine]():
+        error = fails("clearsecuresessions", *arguments)
+
+    assert error.returncode == 1
+    assert str(error).startswith("The session storage failed (")
+    assert str(error).endswith("it is safe to run the command again.")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+@pytest.mark.usefixtures("engine")
+def test_clearsecuresessions_refuses_a_batch_size_that_is_not_positive(value: str) -> None:
+    error = fails("clearsecuresessions", "--batch-size", value)
+
+    assert "--batch-size" in str(error)
+    assert f"must be a positive integer, not {value!r}" in str(error)
+
+
+def test_a_failing_command_prints_one_line_and_exits_1_without_a_traceback() -> None:
+    """Through manage.py: a database without the session table (never migrated)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "clearsecuresessions", "--settings", "tests.settings"],
+        cwd=REPOSITORY,
+        env={**os.environ, "DATABASE_URL": "sqlite://"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("CommandError: The session storage failed (OperationalError")
+    assert "Traceback" not in result.stderr
+
+
+# -- revokesessions -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_users(
+    engine: str, make_user: Callable[..., User]
+) -> tuple[dict[User, list[Client]], Client]:
+    """alice with two browsers, bob and carol with one each; and an anonymous session
+    (a cart): (browsers by user, the anonymous browser)."""
+    alice, bob, carol = (make_user(username=name) for name in ("alice", "bob", "carol"))
+    browsers = {
+        alice: [browser(alice), browser(alice)],
+        bob: [browser(bob)],
+        carol: [browser(carol)],
+    }
+    shopper = Client()
+    session = shopper.session
+    session["cart"] = ["book"]
+    session.save()
+    return browsers, shopper
+
+
+def signed_in(browsers: dict[User, list[Client]]) -> dict[str, list[str]]:
+    return {
+        user.get_username(): [signed_in_as(b) for b in clients]
+        for user, clients in browsers.items()
+    }
+
+
+def test_revokesessions_signs_out_the_named_users_only(
+    three_users: tuple[dict[User, list[Client]], Client], revoked: list[dict[str, Any]]
+) -> None:
+    browsers, _ = three_users
+    alice, bob, carol = browsers
+    ended = {session_id_for_key(key_of(b)) for user in (alice, bob) for b in browsers[user]}
+
+    output = run("revokesessions", "--user", "alice", "--user", "bob")
+
+    assert output.splitlines() == [
+        "alice: revoked 2 sessions.",
+        "bob: revoked 1 sessions.",
+        "Revoked 3 sessions in all.",
+    ]
+    assert signed_in(browsers) == {"alice": ["", ""], "bob": [""], "carol": ["carol"]}
+    assert list_user_sessions(alice) == list_user_sessions(bob) == []
+    assert len(list_user_sessions(carol)) == 1
+    assert {(event["session_id"], event["reason"]) for event in revoked} == {
+        (session_id, "command") for session_id in ended
+    }
+    assert {event["request"] for event in revoked} == {None}
+
+
+def test_revokesessions_all_signs_everybody_out(
+    three_users: tuple[dict[User, list[Client]], Client],
+    storage: Storage,
+    revoked: list[dict[str, Any]],
+) -> None:
+    browsers, shopper = three_users
+
+    output = run("revokesessions", "--all", "--batch-size", "2")
+
+    assert output.splitlines() == [
+        "Revoked 2 sessions so far.",
+        "Revoked 4 sessions so far.",
+        "Revoked 5 sessions so far.",
+        "Revoked 5 sessions in all.",
+    ]
+    assert signed_in(browsers) == {"alice": ["", ""], "bob": [""], "carol": [""]}
+    assert shopper.session.get("cart") is None
+    assert storage.session_ids() == set()
+    assert len(revoked) == 5
+    assert {event["reason"] for event in revoked} == {"command"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (
+            ["--user", "alice", "--user", "carol"],
+            [
+                "alice: would revoke 2 sessions.",
+                "carol: would revoke 1 sessions.",
+                "Would revoke 3 sessions in all.",
+            ],
+        ),
+        (["--all"], ["Would revoke 5 sessions in all."]),
+    ],
+    ids=["users", "all"],
+)
+def test_revokesessions_dry_run_shows_what_it_would_revoke_and_changes_nothing(
+    three_users: tuple[dict[User, list[Client]], Client],
+    storage: Storage,
+    revoked: list[dict[str, Any]],
+    arguments: list[str],
+    expected: list[str],
+) -> None:
+    browsers, shopper = three_users
+    before = storage.session_ids()
+
+    output = run("revokesessions", *arguments, "--dry-run")
+
+    assert output.splitlines() == expected
+    assert storage.session_ids() == before
+    assert signed_in(browsers) == {"alice": ["alice", "alice"], "bob": ["bob"], "carol": ["carol"]}
+    assert shopper.session.get("cart") == ["book"]
+    assert revoked == []
+
+
+def test_revokesessions_with_an_unknown_user_revokes_nobody(
+    three_users: tuple[dict[User, list[Client]], Client],
+    storage: Storage,
+    revoked: list[dict[str, Any]],
+) -> None:
+    browsers, _ = three_users
+    before = storage.session_ids()
+
+    error = fails("revokesessions", "--user", "alice", "--user", "mallory", "--user", "bob")
+
+    assert error.returncode == 1
+    assert str(error) == "No such user: mallory. Nothing was revoked."
+    assert storage.session_ids() == before
+    assert signed_in(browsers) == {"alice": ["alice", "alice"], "bob": ["bob"], "carol": ["carol"]}
+    assert revoked == []
+
+
+@pytest.mark.parametrize(
+    "arguments", [[], ["--user", "alice", "--all"]], ids=["nobody", "users-and-all"]
+)
+@pytest.mark.usefixtures("engine")
+def test_revokesessions_needs_users_or_all_but_not_both(arguments: list[str]) -> None:
+    error = fails("revokesessions", *arguments)
+
+    assert "--user" in str(error)
+    assert "--all" in str(error)
+
+
+def test_revokesessions_exits_with_a_clear_message_when_storage_fails(
+    three_users: tuple[dict[User, list[Client]], Client], engine: str
+) -> None:
+    with BROKEN_STORAGE[engine]():
+        error = fails("revokesessions", "--all")
+
+    assert error.returncode == 1
+    assert str(error).startswith("The session storage failed (")
+
+
+# -- importsessions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DjangoSessions:
+    """Sessions of Django's own db engine: a signed-in browser, an anonymous cart and
+    an expired session (its key)."""
+
+    user: User
+    browser: Client
+    cart: str
+    expired: str
+
+
+@pytest.fixture
+def django_db_sessions(
+    settings: SettingsWrapper, engine: str, make_user: Callable[..., User]
+) -> DjangoSessions:
+    """Sessions made while Django's db engine was SESSION_ENGINE; then ours is."""
+    ours = settings.SESSION_ENGINE
+    settings.SESSION_ENGINE = DJANGO_DB_ENGINE
+    user = make_user()
+    signed_in_browser = browser(user)
+    cart = DjangoDbStore()
+    cart["cart"] = ["book"]
+    cart.save()
+    expired = DjangoDbStore()
+    expired[USER_ID_KEY] = str(user.pk)
+    expired.set_expiry(datetime.now(tz=timezone.utc) - timedelta(hours=1))
+    expired.save()
+    settings.SESSION_ENGINE = ours
+    assert cart.session_key is not None
+    assert expired.session_key is not None
+    return DjangoSessions(user, signed_in_browser, cart.session_key, expired.session_key)
+
+
+def test_importsessions_from_db_keeps_every_browser_signed_in(
+    django_db_sessions: DjangoSessions, store_class: StoreClass
+) -> None:
+    user, signed_in_browser = django_db_sessions.user, django_db_sessions.browser
+
+    output = run("importsessions", "--from", "db")
+
+    assert output.splitlines() == ["Imported 2 sessions from Django's db engine."]
+    # The same cookie, now read by our engine: still signed in.
+    assert signed_in_as(signed_in_browser) == user.get_username()
+    assert [info.id for info in list_user_sessions(user)] == [
+        session_id_for_key(key_of(signed_in_browser))
+    ]
+    assert store_class(django_db_sessions.cart).get("cart") == ["book"]
+    assert not store_class().exists(django_db_sessions.expired)
+
+
+def test_importsessions_twice_imports_nothing_the_second_time(
+    django_db_sessions: DjangoSessions, storage: Storage
+) -> None:
+    run("importsessions")
+    after_first = storage.session_ids()
+
+    output = run("importsessions")
+
+    assert output.splitlines() == [
+        "Imported 0 sessions from Django's db engine; skipped 2 (already imported, or too large)."
+    ]
+    assert storage.session_ids() == after_first
+    assert signed_in_as(django_db_sessions.browser) == django_db_sessions.user.get_username()
+
+
+def test_importsessions_dry_run_counts_and_stores_nothing(
+    django_db_sessions: DjangoSessions, storage: Storage
+) -> None:
+    output = run("importsessions", "--dry-run")
+
+    assert output.splitlines() == ["Would import 2 sessions from Django's db engine."]
+    assert storage.session_ids() == set()
+    assert signed_in_as(same_cookie_as(django_db_sessions.browser)) == ""
+
+
+def test_importsessions_from_cache_keeps_every_browser_signed_in(
+    settings: SettingsWrapper,
+    engine: str,
+    redis_client: redis.Redis,
+    make_user: Callable[..., User],
+    store_class: StoreClass,
+) -> None:
+    """Django's cache engine on the django-redis cache ``default``."""
+    ours = settings.SESSION_ENGINE
+    settings.SESSION_ENGINE = DJANGO_CACHE_ENGINE
+    user = make_user()
+    signed_in_browser = browser(user)
+    settings.SESSION_ENGINE = ours
+    assert signed_in_as(same_cookie_as(signed_in_browser)) == ""  # not imported yet
+
+    assert run("importsessions", "--from", "cache", "--dry-run").splitlines() == [
+        "Would import 1 sessions from Django's cache engine."
+    ]
+    assert list_user_sessions(user) == []
+    output = run("importsessions", "--from", "cache")
+
+    assert output.splitlines() == ["Imported 1 sessions from Django's cache engine."]
+    assert signed_in_as(signed_in_browser) == user.get_username()
+    assert (
+        run("importsessions", "--from", "cache")
+        .splitlines()[-1]
+        .startswith("Imported 0 sessions from Django's cache engine; skipped 1")
+    )
+
+
+@pytest.mark.usefixtures("engine")
+def test_importsessions_needs_one_of_our_engines(settings: SettingsWrapper) -> None:
+    settings.SESSION_ENGINE = DJANGO_DB_ENGINE
+
+    error = fails("importsessions")
+
+    assert "is not a django-secure-sessions engine" in str(error)
