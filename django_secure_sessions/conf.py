@@ -19,13 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 logger = logging.getLogger("django_secure_sessions")
 
 PREFIX: Final = "SECURE_SESSIONS_"
+
+_T = TypeVar("_T")
 
 BIND_IP_CHOICES: Final = ("off", "exact", "subnet")
 BIND_USER_AGENT_CHOICES: Final = ("off", "exact", "family")
@@ -294,18 +298,38 @@ def _value(name: str) -> Any:
     return value
 
 
-def _optional_seconds(name: str) -> int | None:
-    value = _value(name)
+# Validated (and derived: seconds, compiled regexes) values by setting name, so a
+# setting is checked once, not on every request; override_settings empties it.
+_resolved: dict[str, Any] = {}
+
+
+@receiver(setting_changed)
+def _forget_resolved(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(PREFIX):
+        _resolved.clear()
+
+
+def _resolve(name: str, derive: Callable[[Any], _T]) -> _T:
+    try:
+        cached: _T = _resolved[name]
+    except KeyError:
+        cached = _resolved[name] = derive(_value(name))
+    return cached
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _optional_seconds(value: Any) -> int | None:
     return None if value is None else _to_seconds(value)
 
 
-@lru_cache(maxsize=32)
 def _compile(patterns: tuple[str, ...], flags: int) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns), flags) if patterns else None
 
 
-@lru_cache(maxsize=32)
-def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(cidrs: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
@@ -314,74 +338,73 @@ class Conf:
 
     @property
     def IDLE_TIMEOUT(self) -> int | None:
-        return _optional_seconds("IDLE_TIMEOUT")
+        return _resolve("IDLE_TIMEOUT", _optional_seconds)
 
     @property
     def ABSOLUTE_TIMEOUT(self) -> int | None:
-        return _optional_seconds("ABSOLUTE_TIMEOUT")
+        return _resolve("ABSOLUTE_TIMEOUT", _optional_seconds)
 
     @property
     def ACTIVITY_RESOLUTION(self) -> int:
-        return _to_seconds(_value("ACTIVITY_RESOLUTION"))  # its validator refuses None
+        return _resolve("ACTIVITY_RESOLUTION", _to_seconds)  # its validator refuses None
 
     @property
     def BIND_IP(self) -> str:
-        return str(_value("BIND_IP"))
+        return _resolve("BIND_IP", str)
 
     @property
     def IPV4_PREFIX(self) -> int:
-        return int(_value("IPV4_PREFIX"))
+        return _resolve("IPV4_PREFIX", int)
 
     @property
     def IPV6_PREFIX(self) -> int:
-        return int(_value("IPV6_PREFIX"))
+        return _resolve("IPV6_PREFIX", int)
 
     @property
     def BIND_USER_AGENT(self) -> str:
-        return str(_value("BIND_USER_AGENT"))
+        return _resolve("BIND_USER_AGENT", str)
 
     @property
     def BINDING_ACTION(self) -> str:
-        return str(_value("BINDING_ACTION"))
+        return _resolve("BINDING_ACTION", str)
 
     @property
     def TRUSTED_PROXIES(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return _networks(tuple(_value("TRUSTED_PROXIES")))
+        return _resolve("TRUSTED_PROXIES", _networks)
 
     @property
     def INVALIDATE_ON(self) -> tuple[str, ...]:
-        return tuple(_value("INVALIDATE_ON"))
+        return _resolve("INVALIDATE_ON", tuple)
 
     @property
     def MAX_PER_USER(self) -> int | None:
-        value: int | None = _value("MAX_PER_USER")
-        return value
+        return _resolve("MAX_PER_USER", _optional_int)
 
     @property
     def REAUTH_MAX_AGE(self) -> int:
-        return _to_seconds(_value("REAUTH_MAX_AGE"))  # its validator refuses None
+        return _resolve("REAUTH_MAX_AGE", _to_seconds)  # its validator refuses None
 
     @property
     def REAUTH_MAX_FAILURES(self) -> int:
-        return int(_value("REAUTH_MAX_FAILURES"))
+        return _resolve("REAUTH_MAX_FAILURES", int)
 
     @property
     def REAUTH_FORM(self) -> str:
-        return str(_value("REAUTH_FORM"))
+        return _resolve("REAUTH_FORM", str)
 
     @property
     def MAX_SIZE(self) -> int:
-        return int(_value("MAX_SIZE"))
+        return _resolve("MAX_SIZE", int)
 
     @property
     def PASSIVE_URLS(self) -> re.Pattern[str] | None:
         """One compiled regex matching any passive path, or None when there are none."""
-        return _compile(tuple(_value("PASSIVE_URLS")), PASSIVE_URLS_FLAGS)
+        return _resolve("PASSIVE_URLS", lambda v: _compile(tuple(v), PASSIVE_URLS_FLAGS))
 
     @property
     def FORBIDDEN_KEYS(self) -> re.Pattern[str] | None:
         """One compiled, case-insensitive regex matching any forbidden key."""
-        return _compile(tuple(_value("FORBIDDEN_KEYS")), FORBIDDEN_KEYS_FLAGS)
+        return _resolve("FORBIDDEN_KEYS", lambda v: _compile(tuple(v), FORBIDDEN_KEYS_FLAGS))
 
 
 conf = Conf()

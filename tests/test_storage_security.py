@@ -242,7 +242,7 @@ DATA_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     "garbage": lambda scene: "not a session record at all",
     "empty": lambda scene: "",
     "unsigned-json": lambda scene: '{"_auth_user_id":"1"}',
-    "forged-signature": lambda scene: "A" * 43 + '{"_auth_user_id":"1"}',
+    "forged-signature": lambda scene: "A" * 64 + '{"_auth_user_id":"1"}',
     "signed-with-another-secret": other_secret,
     "signed-for-the-meta": lambda scene: sign(scene.victim_id, "meta", '{"cart":[]}'),
     "pickle": lambda scene: scene.pickle(0).decode("ascii"),

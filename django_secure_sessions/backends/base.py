@@ -14,7 +14,6 @@ Security properties, each explained where it is implemented:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -24,11 +23,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.crypto import get_random_string
 
 from .. import signals, timeouts
@@ -63,8 +63,8 @@ DJANGO_SESSION_KEYS: Final = frozenset(
 _KEY_RE: Final = re.compile(f"[{re.escape(VALID_KEY_CHARS)}]{{32}}")
 KEY_LENGTH: Final = 32
 
-# A signature is an HMAC-SHA256, base64url without padding.
-_SIGNATURE_LENGTH: Final = 43
+# A signature is a keyed BLAKE2b-256 in hex.
+_SIGNATURE_LENGTH: Final = 64
 
 
 def is_valid_session_key(key: object) -> bool:
@@ -86,27 +86,44 @@ def session_id_for_key(session_key: str) -> str:
     ).hexdigest()
 
 
-@lru_cache(maxsize=8)
-def _signing_key(secret: str | bytes) -> bytes:
+def _derive_key(secret: str | bytes) -> bytes:
     # A key derived for this purpose only (domain separation): a signature made here
     # can't be replayed against any other use of SECRET_KEY, and vice versa.
     raw = secret.encode() if isinstance(secret, str) else secret
     return hashlib.sha256(b"django-secure-sessions/signing\x00" + raw).digest()
 
 
+# The signing keys (current first, then the fallbacks), derived once: reading the
+# settings on every signature costs more than the signature.
+_signing_keys: list[bytes] = []
+
+
+@receiver(setting_changed)
+def _forget_signing_keys(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
+        _signing_keys.clear()
+
+
+def _keys() -> list[bytes]:
+    if not _signing_keys:
+        secrets = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+        _signing_keys.extend(_derive_key(secret) for secret in secrets)
+    return _signing_keys
+
+
 def _signature(key: bytes, session_id: str, part: str, payload: str) -> str:
     # The session id and the part's name are signed with the payload, so signed data
     # copied from another session (say, an administrator's) into this one, or from one
     # part of a record into another, does not verify.
+    # BLAKE2b in keyed mode is a MAC by design (no HMAC construction needed), and
+    # about twice as fast as HMAC-SHA256: it runs on every load.
     message = f"{session_id}\x00{part}\x00{payload}".encode()
-    return base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).decode()[
-        :_SIGNATURE_LENGTH
-    ]
+    return hashlib.blake2b(message, key=key, digest_size=32).hexdigest()
 
 
 def sign(session_id: str, part: str, payload: str) -> str:
     """``payload`` prefixed with its signature under the current SECRET_KEY."""
-    return _signature(_signing_key(settings.SECRET_KEY), session_id, part, payload) + payload
+    return _signature(_keys()[0], session_id, part, payload) + payload
 
 
 def unsign(session_id: str, part: str, signed: str) -> str | None:
@@ -116,9 +133,8 @@ def unsign(session_id: str, part: str, signed: str) -> str | None:
     secret logs nobody out; the next write re-signs with the current key.
     """
     signature, payload = signed[:_SIGNATURE_LENGTH], signed[_SIGNATURE_LENGTH:]
-    for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
-        expected = _signature(_signing_key(secret), session_id, part, payload)
-        if hmac.compare_digest(signature, expected):
+    for key in _keys():
+        if hmac.compare_digest(signature, _signature(key, session_id, part, payload)):
             return payload
     return None
 

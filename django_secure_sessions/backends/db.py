@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import Field, Q, QuerySet
+from django.db.models import Field, QuerySet
 
 from ..models import SecureSession
 from ..timeouts import EXPIRY_GRACE
@@ -24,8 +25,8 @@ from .base import (
     SessionInfo,
     SessionMeta,
     StoredRecord,
-    epoch_to_datetime,
     now_epoch,
+    to_datetime,
 )
 
 # The columns a load reads, in the order of _meta_from_row().
@@ -48,8 +49,25 @@ _COLUMNS: Final = (
 Row = tuple[Any, ...]
 
 
-def _epoch(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp())
+def _epoch(value: datetime | str | None) -> int | None:
+    """Epoch seconds of a datetime column as the ORM or the database driver gives it
+    (SQLite's driver gives text; without time zone support, local time)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None and settings.USE_TZ:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp())
+
+
+def _datetime(epoch: int) -> datetime:
+    """A datetime column's value: aware UTC with USE_TZ, naive local time without."""
+    return to_datetime(epoch) if settings.USE_TZ else datetime.fromtimestamp(epoch)
+
+
+def _optional_datetime(epoch: int | None) -> datetime | None:
+    return None if epoch is None else _datetime(epoch)
 
 
 def _meta_from_row(row: Row) -> SessionMeta:
@@ -80,11 +98,11 @@ def _columns(meta: SessionMeta) -> dict[str, Any]:
     """The values of every meta column, ready for an INSERT or an UPDATE."""
     return {
         "user_id": _user_pk(meta.user_id),
-        "created": epoch_to_datetime(meta.created),
-        "last_activity": epoch_to_datetime(meta.last_activity),
-        "last_auth": epoch_to_datetime(meta.last_auth),
-        "absolute_expiry": epoch_to_datetime(meta.absolute_expiry),
-        "expire_date": epoch_to_datetime(meta.expires),
+        "created": _datetime(meta.created),
+        "last_activity": _datetime(meta.last_activity),
+        "last_auth": _optional_datetime(meta.last_auth),
+        "absolute_expiry": _optional_datetime(meta.absolute_expiry),
+        "expire_date": _datetime(meta.expires),
         "ip": meta.ip,
         "ua_digest": meta.ua_digest,
         "user_agent": meta.user_agent,
@@ -96,13 +114,13 @@ def _columns(meta: SessionMeta) -> dict[str, Any]:
 
 def _activity_columns(meta: SessionMeta) -> dict[str, Any]:
     return {
-        "last_activity": epoch_to_datetime(meta.last_activity),
-        "expire_date": epoch_to_datetime(meta.expires),
+        "last_activity": _datetime(meta.last_activity),
+        "expire_date": _datetime(meta.expires),
     }
 
 
 def _now(offset: int = 0) -> datetime:
-    return datetime.fromtimestamp(now_epoch() + offset, tz=timezone.utc)
+    return _datetime(now_epoch() + offset)
 
 
 def _retained() -> datetime:
@@ -131,6 +149,31 @@ def _new_row(pending: PendingWrite) -> SecureSession:
     return SecureSession(id=pending.session_id, data=pending.data or "{}", **_columns(pending.meta))
 
 
+@lru_cache(maxsize=8)
+def _load_sql(alias: str) -> str:
+    """The load's SELECT, written once per database: building and compiling it through
+    the ORM on every request costs more than running it."""
+    quote = connections[alias].ops.quote_name
+    opts = SecureSession._meta
+    column = {field.attname: quote(field.column) for field in opts.concrete_fields}
+    # Only identifiers from the model's metadata, quoted, go into the text; the values
+    # are parameters.
+    selected = ", ".join(column[name] for name in _COLUMNS)
+    table, where = quote(opts.db_table), f"{column['id']} = %s AND {column['expire_date']} > %s"
+    return f"SELECT {selected} FROM {table} WHERE {where}"  # noqa: S608
+
+
+def _fetch_stored(session_id: str) -> Row | None:
+    """The row of ``_stored(session_id)``: the same query, without the ORM's overhead."""
+    alias = router.db_for_read(SecureSession)
+    connection = connections[alias]
+    cutoff = connection.ops.adapt_datetimefield_value(_retained())
+    with connection.cursor() as cursor:
+        cursor.execute(_load_sql(alias), [session_id, cutoff])
+        row: Row | None = cursor.fetchone()
+    return row
+
+
 def _record(row: Row | None) -> StoredRecord | None:
     return None if row is None else StoredRecord(row[0], _meta_from_row(row))
 
@@ -149,38 +192,18 @@ def _user_rows(user_id: str) -> QuerySet[SecureSession, Row]:
     )
 
 
-# A session's place in the order of expiry: (expire_date, id).
-_Position = tuple[datetime, str]
-
-
-def _expiry_range(start: _Position | None, end: _Position | None) -> Q:
-    """The sessions after ``start`` and up to ``end`` in the order of expiry (None: no
-    bound). The plain bounds on expire_date give the database its range of the index to
-    read; the ids only settle sessions that expire in the same second."""
-    sessions = Q()
-    if start is not None:
-        expire_date, pk = start
-        sessions &= Q(expire_date__gte=expire_date) & (
-            Q(expire_date__gt=expire_date) | Q(pk__gt=pk)
-        )
-    if end is not None:
-        expire_date, pk = end
-        sessions &= Q(expire_date__lte=expire_date) & (
-            Q(expire_date__lt=expire_date) | Q(pk__lte=pk)
-        )
-    return sessions
-
-
 class SessionStore(SecureSessionBase):
     """Database-backed secure sessions."""
 
     storage_errors = (DatabaseError,)
 
     def _read(self, session_id: str) -> StoredRecord | None:
-        return _record(_stored(session_id).values_list(*_COLUMNS).first())
+        return _record(_fetch_stored(session_id))
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
-        return _record(await _stored(session_id).values_list(*_COLUMNS).afirst())
+        # Through the async ORM; the same query as _fetch_stored (a test holds them equal).
+        rows = [row async for row in _stored(session_id).values_list(*_COLUMNS)[:1]]
+        return _record(rows[0] if rows else None)
 
     def _write(self, pending: PendingWrite, must_create: bool) -> None:
         if must_create:
@@ -247,23 +270,24 @@ class SessionStore(SecureSessionBase):
             yield expired.count()
             return
         # Batches are consecutive ranges of the expiry index, oldest first, each up to
-        # its batch_size-th session (in expiry, then id, order): every batch reads and
-        # deletes only its own rows, starting where the previous one ended, so the whole
-        # costs about what one DELETE would, while no transaction holds the table for
-        # long and no ids travel through Python. (A DELETE ... WHERE id IN (SELECT id
-        # ... LIMIT n) may scan the whole table for every batch, and one that restarts
-        # from the oldest walks past what the previous batches deleted: quadratic.)
-        order = expired.order_by("expire_date", "pk").values_list("expire_date", "pk")
-        start: _Position | None = None
+        # the expiry of its batch_size-th session (and so with every session that
+        # expired in that same second). Each batch reads and deletes only its own rows,
+        # from where the previous one ended, so the whole costs about what one DELETE
+        # would, while no transaction holds the table for long and no ids travel
+        # through Python. (A DELETE ... WHERE id IN (SELECT id ... LIMIT n) may scan the
+        # whole table for every batch, and one that restarts from the oldest walks past
+        # what the previous batches deleted: quadratic.)
+        done: datetime | None = None  # everything that expired until then is removed
         while True:
-            nth = list(order.filter(_expiry_range(start, None))[batch_size - 1 : batch_size])
-            end = nth[0] if nth else None
-            deleted, _ = expired.filter(_expiry_range(start, end)).delete()
+            rest = expired if done is None else expired.filter(expire_date__gt=done)
+            expiries = rest.order_by("expire_date").values_list("expire_date", flat=True)
+            nth = list(expiries[batch_size - 1 : batch_size])
+            deleted, _ = (rest.filter(expire_date__lte=nth[0]) if nth else rest).delete()
             if deleted:
                 yield deleted
-            if end is None:
+            if not nth:
                 return
-            start = end
+            done = nth[0]
 
     @classmethod
     async def aclear_expired(cls) -> None:

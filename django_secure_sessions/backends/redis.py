@@ -205,8 +205,10 @@ class _Connection:
     keys: _Keys
 
 
-_connections: dict[str, _Connection] = {}
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]
+# The connection for SESSION_CACHE_ALIAS, made once (reading the settings on every
+# operation costs more than one would think), and the async clients, one per event loop.
+_connections: list[_Connection] = []
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis | None]
 _async_clients = weakref.WeakKeyDictionary()
 
 
@@ -218,17 +220,15 @@ def _reset_connections(*, setting: str, **kwargs: Any) -> None:
 
 
 def _connection() -> _Connection:
+    if _connections:
+        return _connections[0]
     alias: str = settings.SESSION_CACHE_ALIAS
-    try:
-        return _connections[alias]
-    except KeyError:
-        pass
     # Honour the cache's KEY_PREFIX, so projects sharing a Redis database keep their
     # per-user indexes apart.
     cache_prefix = getattr(caches[alias], "key_prefix", "")
     prefix = f"{cache_prefix}:secure_sessions:" if cache_prefix else "secure_sessions:"
     connection = _Connection(get_redis_connection(alias), _Keys(prefix))
-    _connections[alias] = connection
+    _connections.append(connection)
     return connection
 
 
@@ -250,11 +250,15 @@ def _async_client() -> redis.asyncio.Redis | None:
     """A ``redis.asyncio`` client on the same server, with the same settings, as
     django-redis's, one per event loop; None for a setup we can't mirror (Sentinel),
     where the async methods run the sync ones in a thread instead."""
-    alias: str = settings.SESSION_CACHE_ALIAS
-    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
-    if alias in clients:
-        return clients[alias]
-    pool = _connection().client.connection_pool
+    loop = asyncio.get_running_loop()
+    try:
+        return _async_clients[loop]
+    except KeyError:
+        client = _async_clients[loop] = _mirror(_connection().client.connection_pool)
+        return client
+
+
+def _mirror(pool: redis.ConnectionPool) -> redis.asyncio.Redis | None:
     connection_class = _ASYNC_CONNECTION_CLASSES.get(pool.connection_class)
     if connection_class is None:
         return None
@@ -266,16 +270,15 @@ def _async_client() -> redis.asyncio.Redis | None:
         if name in accepted and name not in {"parser_class", "retry"}
     }
     pool_class = redis.asyncio.ConnectionPool
-    clients[alias] = redis.asyncio.Redis(
+    return redis.asyncio.Redis(
         connection_pool=pool_class(connection_class=connection_class, **kwargs)
     )
-    return clients[alias]
 
 
 async def aclose_connections() -> None:
     """Close this event loop's async Redis connections (at shutdown, or in tests)."""
-    clients = _async_clients.pop(asyncio.get_running_loop(), {})
-    for client in clients.values():
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
         await client.aclose(close_connection_pool=True)
 
 
