@@ -32,6 +32,11 @@ Results = Mapping[str, Mapping[str, Summary]]
 
 REVOCATION_GROWTH_LIMIT: Final = 1.5
 
+# The request benchmark's two cases per engine, and its target.
+WITHOUT: Final = "without ours"
+WITH: Final = "with ours"
+REQUEST_RATIO_LIMIT: Final = 1.10
+
 _DATABASE_VERSION_QUERIES: Final = {
     "postgresql": "SHOW server_version",
     "sqlite": "SELECT sqlite_version()",
@@ -192,6 +197,37 @@ def revocation_table(
     ]
     rows.append(["growth", *(str(verdict) for verdict in growth)])
     return table(["revoke 5 sessions; floors. µs: median / p95", *labels], rows)
+
+
+def request_verdicts(timings: Mapping[str, Mapping[str, Summary]]) -> list[Verdict]:
+    return [
+        Verdict.judge(
+            f"{label}: request with / without our middleware",
+            by_case[WITH].median / by_case[WITHOUT].median,
+            REQUEST_RATIO_LIMIT,
+        )
+        for label, by_case in timings.items()
+    ]
+
+
+def requests_table(
+    timings: Mapping[str, Mapping[str, Summary]],
+    verdicts: Sequence[Verdict],
+    written_while_timed: Mapping[str, bool],
+) -> str:
+    by_name = {verdict.name: verdict for verdict in verdicts}
+    rows = [
+        [
+            label,
+            microseconds(by_case[WITHOUT]),
+            microseconds(by_case[WITH]),
+            str(by_name[f"{label}: request with / without our middleware"]),
+            "yes" if written_while_timed[label] else "no",
+        ]
+        for label, by_case in timings.items()
+    ]
+    header = ["µs per request: median / p95", WITHOUT, WITH, "with / without", "activity written"]
+    return table(header, rows)
 
 
 def summary_line(verdicts: Sequence[Verdict]) -> str:

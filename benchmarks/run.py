@@ -40,6 +40,7 @@ from benchmarks.workloads import (
 )
 
 if TYPE_CHECKING:
+    from benchmarks.middleware_requests import RequestResults
     from benchmarks.revocation import RevocationResult
 
 
@@ -161,6 +162,37 @@ def operations_benchmark(scale: Scale) -> OperationResults:
     return OperationResults(timings, floors_measured, counts, verdicts)
 
 
+def request_benchmark(scale: Scale) -> RequestResults:
+    from benchmarks import middleware_requests as requests  # needs the app registry
+
+    plan = scale.plan
+    say(
+        f"\nRequests through the middleware stack, with and without ours, on "
+        f"{' and '.join(engine.label for engine in requests.ENGINES)}: {plan.warmup} warm-up "
+        f"requests each, then {plan.rounds} rounds of one of each, in a new order every round ..."
+    )
+    results = requests.request_benchmark(plan)
+    timed = results.timings
+    say(
+        report.section(
+            "Authenticated request, nothing changed",
+            report.requests_table(timed.timings, results.verdicts, timed.written_while_timed),
+        )
+    )
+    say(
+        f"(timed rounds: {timed.seconds:.1f} s; activity is written at most once per "
+        f"ACTIVITY_RESOLUTION, {results.writes[0].resolution} s)"
+    )
+    writes = results.writes[0]
+    say(
+        f"\nActivity writes: {writes.requests:,} requests {writes.seconds_apart} s apart "
+        "(simulated time), with ours"
+    )
+    for count in results.writes:
+        say(f"  {count.engine}: {count} {'PASS' if count.passed else 'FAIL'}")
+    return results
+
+
 @dataclass(frozen=True)
 class RevocationResults:
     runs: list[RevocationResult]
@@ -190,6 +222,7 @@ class Results:
     scale: Scale
     payload_bytes: int
     operations: OperationResults
+    requests: RequestResults
     revocation: RevocationResults
 
 
@@ -200,10 +233,12 @@ def run(backends: Backends, scale: Scale, client: redis.Redis) -> Results:
     say(f"payload: {payload_bytes} bytes of JSON")
     operations = operations_benchmark(scale)
     empty_storage(client)
+    requests = request_benchmark(scale)
+    empty_storage(client)
     revocation = revocation_benchmark(scale)
-    verdicts = operations.verdicts + revocation.verdicts
+    verdicts = operations.verdicts + requests.verdicts + revocation.verdicts
     say(f"\n{report.summary_line(verdicts)} (informational: the exit status ignores it)")
-    return Results(environment, scale, payload_bytes, operations, revocation)
+    return Results(environment, scale, payload_bytes, operations, requests, revocation)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

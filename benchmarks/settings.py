@@ -29,6 +29,20 @@ REDIS_DATABASE: Final = 14
 CONNECT_TIMEOUT: Final = 2
 CACHE_ALIAS: Final = "default"
 
+SECURE_SESSION_MIDDLEWARE: Final = "django_secure_sessions.middleware.SecureSessionMiddleware"
+# A project's usual stack (Django's startproject, plus ours after authentication), for the
+# request benchmark, which also runs it without ours.
+MIDDLEWARE: Final = (
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    SECURE_SESSION_MIDDLEWARE,
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
+
 
 @dataclass(frozen=True)
 class Backends:
@@ -100,8 +114,13 @@ def django_settings(backends: Backends, workdir: Path) -> dict[str, Any]:
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django.contrib.sessions",
+            "django.contrib.messages",
             "django_secure_sessions",
         ],
+        # For the request benchmark; SESSION_ENGINE is set per case there.
+        "MIDDLEWARE": list(MIDDLEWARE),
+        "ROOT_URLCONF": "benchmarks.urls",
+        "ALLOWED_HOSTS": ["testserver"],  # the test client's host
         "DATABASES": {
             "default": {**database, "TEST": {"NAME": benchmark_database_name(database, workdir)}}
         },
