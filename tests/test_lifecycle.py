@@ -11,6 +11,7 @@ which may ever carry a session key.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +43,8 @@ from tests.test_engines import async_db_cleanup, async_test  # noqa: F401 - a fi
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 NEW_PASSWORD = "a brand new passphrase, long enough"
+# A session key: 32 lowercase letters and digits (the public ids are 64 hex digits).
+KEY_SHAPE = re.compile(r"\b[a-z0-9]{32}\b")
 
 
 # -- views ------------------------------------------------------------------------------
@@ -189,6 +192,9 @@ class Reports:
         for key in self.keys:
             assert key not in signalled
             assert key not in logged
+        # Nor any key of a rotation in the middle of a request, which no browser saw.
+        assert KEY_SHAPE.search(signalled) is None
+        assert KEY_SHAPE.search(logged) is None
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from django.db.models import Field, QuerySet
 from ..models import SecureSession
 from ..timeouts import EXPIRY_GRACE
 from .base import (
+    EXPIRED_BATCH_SIZE,
     PendingWrite,
     SecureSessionBase,
     SessionInfo,
@@ -264,7 +265,9 @@ class SessionStore(SecureSessionBase):
         return None if record is None else record.meta
 
     @classmethod
-    def expired_batches(cls, batch_size: int = 1000, *, dry_run: bool = False) -> Iterator[int]:
+    def expired_batches(
+        cls, batch_size: int = EXPIRED_BATCH_SIZE, *, dry_run: bool = False
+    ) -> Iterator[int]:
         expired = _sessions(write=True).filter(expire_date__lte=_retained())
         if dry_run:
             yield expired.count()

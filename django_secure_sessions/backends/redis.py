@@ -41,6 +41,7 @@ from django_redis import get_redis_connection
 
 from ..timeouts import EXPIRY_GRACE
 from .base import (
+    EXPIRED_BATCH_SIZE,
     PendingWrite,
     SecureSessionBase,
     SessionInfo,
@@ -414,7 +415,9 @@ class SessionStore(SecureSessionBase):
         return _meta(session_id, signed)
 
     @classmethod
-    def expired_batches(cls, batch_size: int = 1000, *, dry_run: bool = False) -> Iterator[int]:
+    def expired_batches(
+        cls, batch_size: int = EXPIRED_BATCH_SIZE, *, dry_run: bool = False
+    ) -> Iterator[int]:
         """Sessions expire by themselves in Redis; this prunes the per-user indexes of
         entries whose session has expired (each index is also pruned on every write)."""
         connection = _connection()

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from ...backends.base import EXPIRED_BATCH_SIZE
 from ._common import configured_store, positive_int, storage_errors_reported
 
 
@@ -20,8 +21,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=positive_int,
-            default=1000,
-            help="Entries removed per batch (default: 1000).",
+            default=EXPIRED_BATCH_SIZE,
+            help=f"Entries removed per batch (default: {EXPIRED_BATCH_SIZE}).",
         )
 
     def handle(self, *args: Any, dry_run: bool, batch_size: int, **options: Any) -> None:
