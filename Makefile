@@ -63,8 +63,9 @@ format: $(VENV)/.installed-lint ## Fix what ruff can fix and format the code
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(VENV)/.installed-test ## Run the benchmarks (ARGS)
+bench: $(VENV)/.installed-test ## Run the benchmarks (ARGS, e.g. ARGS=--quick)
 	$(PY) benchmarks/run.py $(ARGS)
+	$(PY) benchmarks/cleanup.py $(ARGS)
 
 docs: $(VENV)/.installed-docs ## Build the HTML docs into docs/_build/html
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
