@@ -59,7 +59,7 @@ def announce_revoked(
     request: HttpRequest | None, user_id: str | None, session_id: str, reason: str
 ) -> None:
     signals.session_revoked.send(
-        sender=SecureSessionBase,
+        sender=session_store_class(),  # the engine's class, as for every session signal
         request=request,
         user_id=user_id,
         session_id=session_id,
