@@ -22,14 +22,16 @@ tests/settings.py reads for ``CACHES``, and returned by the session fixture ``re
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -39,6 +41,7 @@ DEFAULT_URL = "redis://127.0.0.1:6379"
 TEST_DATABASE = 15
 RESOLVED_URL_VARIABLE = "TEST_REDIS_URL"
 STARTUP_SECONDS = 10.0
+READY_MESSAGE = b"Ready to accept connections"
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"", "0", "false", "no", "off"}
 
@@ -106,12 +109,10 @@ def free_port() -> int:
 def start_throwaway(executable: str, why: str) -> RedisServer:
     """Start ``redis-server`` on a free port in a temporary directory and wait for it."""
     directory = tempfile.TemporaryDirectory(prefix="secure-sessions-redis-")
-    log_path = Path(directory.name) / "redis-server.log"
     port = free_port()
     command = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", directory.name]
     command += ["--save", "", "--appendonly", "no"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
     url = with_test_database(f"redis://127.0.0.1:{port}")
     server = RedisServer(
         url=url,
@@ -119,17 +120,42 @@ def start_throwaway(executable: str, why: str) -> RedisServer:
         process=process,
         directory=directory,
     )
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while (problem := ping(url)) is not None:
-        if process.poll() is not None or time.monotonic() > deadline:
-            log_tail = log_path.read_text(errors="replace").strip()[-1000:]
-            server.stop()
-            server.unavailable = (
-                f"{why}, and the throwaway {executable} did not start ({problem}): {log_tail}"
-            )
-            return server
-        time.sleep(0.05)
+    ready, output = wait_until_ready(process)
+    problem = ping(url) if ready else "it did not say it was ready"
+    if problem is not None:
+        server.stop()
+        server.unavailable = (
+            f"{why}, and the throwaway {executable} did not start ({problem}): {output[-1000:]}"
+        )
     return server
+
+
+def wait_until_ready(process: subprocess.Popen[bytes]) -> tuple[bool, str]:
+    """Read the server's output until it says it is ready, exits, or STARTUP_SECONDS pass.
+
+    Blocks on the output (no polling loop); once ready, a thread keeps draining it so
+    the server never blocks on a full pipe.
+    """
+    assert process.stdout is not None
+    stdout = process.stdout
+    output = b""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    with selectors.DefaultSelector() as selector:
+        selector.register(stdout, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0 and selector.select(remaining):
+            chunk = os.read(stdout.fileno(), 4096)
+            if not chunk:  # the server exited
+                break
+            output += chunk
+            if READY_MESSAGE in output:
+                threading.Thread(target=drain, args=(stdout,), daemon=True).start()
+                return True, output.decode(errors="replace")
+    return False, output.decode(errors="replace")
+
+
+def drain(stream: IO[bytes]) -> None:
+    while stream.read(4096):
+        pass
 
 
 def find_redis() -> RedisServer:
