@@ -21,6 +21,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -117,9 +118,7 @@ class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SecureSession]:
-        from .backends.db import _now
-
-        return super().get_queryset(request).filter(expire_date__gt=_now())
+        return super().get_queryset(request).filter(expire_date__gt=timezone.now())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

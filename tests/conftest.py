@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import import_module
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from django_secure_sessions.backends.base import SecureSessionBase
 from django_secure_sessions.backends.redis import aclose_connections
+from tests.browsing import Browsers
 from tests.factories import UserFactory
 
 ENGINES = {
@@ -51,6 +54,23 @@ async def async_redis_cleanup() -> AsyncIterator[None]:
     """Closes the event loop's async Redis connections when an async test ends."""
     yield
     await aclose_connections()
+
+
+@pytest.fixture
+async def async_db_cleanup() -> AsyncIterator[None]:
+    """Closes the database connection opened in asgiref's worker thread (by the async
+    ORM, and by a sync client driven through ``sync_to_async``); otherwise PostgreSQL
+    can't drop the test database at the end of the run."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def browsers() -> Iterator[Browsers]:
+    """The test's browsers; at its end, no page they got may show a key they held."""
+    opened = Browsers()
+    yield opened
+    opened.assert_no_key_shown()
 
 
 @pytest.fixture

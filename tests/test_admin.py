@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +44,7 @@ from tests.browsing import (
     session_key,
     sign_in,
 )
-from tests.test_engines import async_db_cleanup, async_test  # noqa: F401 - a fixture it uses
+from tests.marks import async_test
 
 LOGIN = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 SESSIONS = "/admin/django_secure_sessions/securesession/"
@@ -70,13 +70,6 @@ class People:
 def frozen(time_machine: time_machine.TimeMachineFixture) -> time_machine.TimeMachineFixture:
     time_machine.move_to(LOGIN, tick=False)
     return time_machine
-
-
-@pytest.fixture
-def browsers() -> Iterator[Browsers]:
-    opened = Browsers()
-    yield opened
-    opened.assert_no_key_shown()
 
 
 @pytest.fixture

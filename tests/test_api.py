@@ -27,14 +27,13 @@ from django_secure_sessions import (
 )
 from django_secure_sessions.backends.base import USER_ID_KEY, SecureSessionBase
 from django_secure_sessions.signals import session_revoked
-from tests.test_engines import (  # async_db_cleanup: a fixture async_test uses
+from tests.marks import async_test
+from tests.test_engines import (
     CHROME_ON_WINDOWS,
     SAFARI_ON_IPHONE,
     START,
     Storage,
     StoreClass,
-    async_db_cleanup,  # noqa: F401
-    async_test,
     capture,
     loaded,
     saved,

@@ -15,12 +15,12 @@ import pickle
 import socket
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -33,7 +33,7 @@ from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.contrib.messages.storage.session import SessionStorage
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.core.exceptions import SuspiciousOperation
-from django.db import connection, connections
+from django.db import connection
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import CSRF_SESSION_KEY
@@ -55,6 +55,7 @@ from django_secure_sessions.exceptions import SensitiveDataError, SessionTooLarg
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.signals import session_rotated
 from tests.factories import PASSWORD
+from tests.marks import async_test
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 TWO_WEEKS = 14 * 24 * 3600  # Django's default SESSION_COOKIE_AGE
@@ -577,24 +578,6 @@ def test_test_cookie_helpers(store_class: StoreClass) -> None:
 
 
 # -- the async API ----------------------------------------------------------------------
-
-Test = TypeVar("Test", bound=Callable[..., Any])
-
-
-def async_test(test: Test) -> Test:
-    """Marks an async test: real transactions (the async ORM runs in another thread),
-    and the async Redis and database connections it opened closed at its end."""
-    cleanups = pytest.mark.usefixtures("async_redis_cleanup", "async_db_cleanup")
-    marked: Test = pytest.mark.django_db(transaction=True)(cleanups(test))
-    return marked
-
-
-@pytest.fixture
-async def async_db_cleanup() -> AsyncIterator[None]:
-    """Closes the database connection the async ORM opened in its worker thread;
-    otherwise PostgreSQL can't drop the test database at the end of the run."""
-    yield
-    await sync_to_async(connections.close_all)()
 
 
 async def aloaded(store_class: StoreClass, key: str | None) -> SecureSessionBase:

@@ -39,7 +39,7 @@ from django_secure_sessions import list_user_sessions, revoke_user_sessions
 from django_secure_sessions.backends.base import session_id_for_key
 from django_secure_sessions.signals import session_revoked, session_rotated
 from tests.factories import PASSWORD
-from tests.test_engines import async_db_cleanup, async_test  # noqa: F401 - a fixture it uses
+from tests.marks import async_test
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 NEW_PASSWORD = "a brand new passphrase, long enough"

@@ -24,7 +24,7 @@ import time_machine
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
-from django.db import connection, connections
+from django.db import connection
 from django.dispatch import Signal
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -150,15 +150,6 @@ class Browser:
         assert morsel is not None
         assert morsel.value
         return morsel.value
-
-
-@pytest.fixture
-async def async_db_cleanup() -> AsyncIterator[None]:
-    """Closes the database connection opened in asgiref's worker thread (by the async
-    ORM, and by the sync client driven through ``sync_to_async``); otherwise PostgreSQL
-    can't drop the test database at the end of the run."""
-    yield
-    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(params=["client", "async_client"])

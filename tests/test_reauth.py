@@ -8,7 +8,7 @@ the default window), ``/sensitive/delete/`` (``max_age=60``), ``/sensitive/api-k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -47,8 +47,8 @@ from tests.browsing import (
     session_id,
     session_key,
 )
+from tests.marks import async_test
 from tests.reauth_forms import CODE
-from tests.test_engines import async_db_cleanup, async_test  # noqa: F401 - a fixture it uses
 
 StoreClass = type[SecureSessionBase]
 
@@ -82,14 +82,6 @@ def frozen(time_machine: time_machine.TimeMachineFixture) -> time_machine.TimeMa
     """Time stands still at LOGIN until a test moves it."""
     time_machine.move_to(LOGIN, tick=False)
     return time_machine
-
-
-@pytest.fixture
-def browsers() -> Iterator[Browsers]:
-    """The test's browsers; at its end, no page they got may show a key they held."""
-    opened = Browsers()
-    yield opened
-    opened.assert_no_key_shown()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ them gets is checked for the session keys any of them held (the ``browsers`` fix
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -41,7 +41,7 @@ from tests.browsing import (
     session_key,
     sign_in,
 )
-from tests.test_engines import async_db_cleanup, async_test  # noqa: F401 - a fixture it uses
+from tests.marks import async_test
 
 StoreClass = type[SecureSessionBase]
 MakeUser = Callable[..., User]
@@ -78,13 +78,6 @@ class People:
 def frozen(time_machine: time_machine.TimeMachineFixture) -> time_machine.TimeMachineFixture:
     time_machine.move_to(LOGIN, tick=False)
     return time_machine
-
-
-@pytest.fixture
-def browsers() -> Iterator[Browsers]:
-    opened = Browsers()
-    yield opened
-    opened.assert_no_key_shown()
 
 
 @pytest.fixture

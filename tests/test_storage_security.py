@@ -26,15 +26,14 @@ from hypothesis import strategies as st
 from django_secure_sessions import list_user_sessions
 from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key, sign
 from tests.factories import PASSWORD
-from tests.test_engines import (  # async_db_cleanup: a fixture async_test uses
+from tests.marks import async_test
+from tests.test_engines import (
     CHROME_ON_WINDOWS,
     UNKNOWN_KEY,
     Exploit,
     Storage,
     StoreClass,
     admin_login,
-    async_db_cleanup,  # noqa: F401
-    async_test,
     loaded,
     saved,
     session_key_of,

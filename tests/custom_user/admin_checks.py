@@ -8,7 +8,6 @@ its own, with ``--ds=tests.settings_custom_user``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -45,13 +44,6 @@ pytestmark = pytest.mark.usefixtures("engine")
 @pytest.fixture(autouse=True)
 def frozen(time_machine: time_machine.TimeMachineFixture) -> None:
     time_machine.move_to(LOGIN, tick=False)
-
-
-@pytest.fixture
-def browsers() -> Iterator[Browsers]:
-    opened = Browsers()
-    yield opened
-    opened.assert_no_key_shown()
 
 
 @pytest.fixture
