@@ -88,8 +88,8 @@ def run_save_scripts(records: Sequence[PendingWrite]) -> None:
     state.client.script_load(redis_engine._SAVE.source)
     with state.client.pipeline(transaction=False) as pipe:
         for record in records:
-            keys, args = redis_engine._save_call(state.keys, record, must_create=True)
-            pipe.evalsha(redis_engine._SAVE.sha, len(keys), *keys, *args)
+            call = redis_engine._save_call(state.keys, record, must_create=True, loaded="")
+            pipe.evalsha(redis_engine._SAVE.sha, len(call.names), *call.names, *call.args)
         if not all(pipe.execute()):
             raise RuntimeError("a bulk-written session existed already")
 

@@ -33,6 +33,7 @@ from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.contrib.messages.storage.session import SessionStorage
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.core.exceptions import SuspiciousOperation
+from django.core.signing import JSONSerializer
 from django.db import connection
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -170,23 +171,28 @@ class Storage:
             parts.append(f"{name!r} {self._redis_value(name)!r}")
         return "\n".join(parts)
 
-    def data(self, session_id: str) -> str | bytes | None:
-        """The stored (signed) session data."""
+    @property
+    def signed_part(self) -> str:
+        """The name that the stored signature is bound to: the db engine signs the data
+        (its meta is in plain columns), the redis engine the record, meta and data."""
+        return "data" if self.redis_client is None else "record"
+
+    def signed(self, session_id: str) -> str | bytes | None:
+        """The stored signed part: the db engine's data column, the redis record."""
         if self.redis_client is None:
             row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
             return row.first()
-        value: bytes | str | None = self.client.hget(REDIS_SESSION_PREFIX + session_id, "d")
+        value: bytes | str | None = self.client.hget(REDIS_SESSION_PREFIX + session_id, "r")
         return value
 
-    def overwrite(self, session_id: str, part: str, value: str | bytes) -> None:
-        """Replace a stored part of a record: ``"data"`` or (Redis only) ``"meta"``."""
+    def overwrite(self, session_id: str, value: str | bytes) -> None:
+        """Replace the stored signed part of a record (see ``signed``)."""
         if self.redis_client is None:
-            assert part == "data", "the db engine keeps its meta in plain columns"
             assert SecureSession.objects.filter(pk=session_id).update(data=value) == 1
         else:
             name = REDIS_SESSION_PREFIX + session_id
             assert self.redis_client.exists(name)
-            self.redis_client.hset(name, {"data": "d", "meta": "m"}[part], value)
+            self.redis_client.hset(name, "r", value)
 
     @contextmanager
     def round_trips(self) -> Iterator[RoundTrips]:
@@ -575,6 +581,28 @@ def test_test_cookie_helpers(store_class: StoreClass) -> None:
     reloaded.save()
 
     assert not loaded(store_class, store.session_key).test_cookie_worked()
+
+
+def test_a_new_store_has_what_sessionbase_init_gives(store_class: StoreClass) -> None:
+    # Our __init__ does SessionBase.__init__'s work itself (see SecureSessionBase): this
+    # fails if a Django release gives SessionBase.__init__ more to do.
+    plain = SessionBase("k" * 32)
+    ours = store_class("k" * 32)
+
+    assert set(vars(plain)) - {"serializer"} == set(vars(ours))
+    assert (ours.session_key, ours.accessed, ours.modified) == ("k" * 32, False, False)
+
+
+def test_encode_and_decode_use_json_whatever_the_serializer_setting(
+    store_class: StoreClass,
+) -> None:
+    store = store_class()
+    # Not importable: a store that resolved the setting would fail here.
+    with override_settings(SESSION_SERIALIZER="tests.no_such_module.PickleSerializer"):
+        encoded = store_class().encode({"cart": ["book"]})
+
+    assert store.decode(encoded) == {"cart": ["book"]}
+    assert store.serializer is JSONSerializer
 
 
 # -- the async API ----------------------------------------------------------------------
@@ -969,14 +997,27 @@ def test_a_request_whose_session_is_revoked_meanwhile_gets_a_400(
     assert dict(loaded(store_class, key).items()) == {}
 
 
+redis_only = pytest.mark.parametrize("engine", ["redis"], indirect=True)
+
+
 REFRESHES: dict[str, Callable[[SecureSessionBase], None]] = {
     "touch": lambda store: store.touch(),
     "save-unchanged": lambda store: store.save(),
 }
 
 
+def activity_after_a_race(engine: str) -> int:
+    """The last activity kept when request B refreshes its activity at +180 s after
+    request A saved data at +120 s, both having loaded the session at 0 s: the db engine
+    writes B's activity columns alone; the redis engine, whose record is signed whole,
+    leaves B's refresh out, as the record is no longer the one B loaded, and keeps the
+    activity A recorded with its save."""
+    return START_EPOCH + (180 if engine == "db" else 120)
+
+
 @pytest.mark.parametrize("refresh", REFRESHES.values(), ids=REFRESHES.keys())
 def test_refreshing_activity_keeps_data_saved_meanwhile(
+    engine: str,
     store_class: StoreClass,
     user: AbstractBaseUser,
     frozen: time_machine.TimeMachineFixture,
@@ -994,12 +1035,57 @@ def test_refreshing_activity_keeps_data_saved_meanwhile(
     after = loaded(store_class, key)
     assert after["cart"] == ["book", "pen"]
     assert after.meta is not None
-    assert after.meta.last_activity == START_EPOCH + 180
+    assert after.meta.last_activity == activity_after_a_race(engine)
+
+
+def test_a_binding_never_undoes_data_saved_meanwhile(
+    engine: str, store_class: StoreClass, user: AbstractBaseUser
+) -> None:
+    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
+    request_a, request_b = loaded(store_class, key), loaded(store_class, key)
+
+    request_a["cart"] = ["book", "pen"]
+    request_a.save()
+    request_b.bind_client("203.0.113.7", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
+    request_b.save()  # B changed no data: only its meta
+
+    after = loaded(store_class, key)
+    assert after["cart"] == ["book", "pen"]
+    assert after.meta is not None
+    # The db engine writes B's meta columns alone. The redis engine leaves B's write out
+    # (its record is signed whole, and is no longer the one B loaded): the session is
+    # still unbound, and the next request binds it.
+    assert after.is_bound is (engine == "db")
+    assert after.meta.ip == ("203.0.113.7" if engine == "db" else "")
+
+
+@redis_only
+def test_concurrent_refreshes_write_once(
+    store_class: StoreClass,
+    storage: Storage,
+    user: AbstractBaseUser,
+    frozen: time_machine.TimeMachineFixture,
+) -> None:
+    store = saved(store_class, {"cart": ["book"]}, user=user)
+    assert store.session_id is not None
+    requests = [loaded(store_class, store.session_key) for _ in range(3)]
+    frozen.shift(120)
+    requests[0].touch()
+    written = storage.signed(store.session_id)
+
+    for request in requests[1:]:
+        request.touch()  # no error, and the record stays as the first refresh wrote it
+
+    assert storage.signed(store.session_id) == written
+    after = loaded(store_class, store.session_key)
+    assert after.meta is not None
+    assert after.meta.last_activity == START_EPOCH + 120
 
 
 @async_test
 @pytest.mark.parametrize("refresh", ["atouch", "asave"])
 async def test_async_refreshing_activity_keeps_data_saved_meanwhile(
+    engine: str,
     store_class: StoreClass,
     user: AbstractBaseUser,
     frozen: time_machine.TimeMachineFixture,
@@ -1020,7 +1106,7 @@ async def test_async_refreshing_activity_keeps_data_saved_meanwhile(
     after = await aloaded(store_class, store.session_key)
     assert await after.aget("cart") == ["book", "pen"]
     assert after.meta is not None
-    assert after.meta.last_activity == START_EPOCH + 180
+    assert after.meta.last_activity == activity_after_a_race(engine)
 
 
 @async_test
@@ -1061,7 +1147,7 @@ def test_a_request_that_changes_nothing_writes_nothing(
         assert trips.queries[0].startswith("SELECT")
     else:
         assert trips.queries == []  # no database access on the request path
-        assert trips.commands == {"hmget": 1}
+        assert trips.commands == {"hget": 1}
 
 
 # -- guards: forbidden keys and size ---------------------------------------------------------
@@ -1243,8 +1329,6 @@ def test_a_view_tripping_a_guard_answers_400(
 
 # -- the redis engine -------------------------------------------------------------------
 
-redis_only = pytest.mark.parametrize("engine", ["redis"], indirect=True)
-
 
 def caches_with(*, options: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
     """The test CACHES with the default cache's settings changed."""
@@ -1268,14 +1352,14 @@ def test_redis_stores_json_even_with_djangos_redis_pickle_serializer(
     with override_settings(CACHES=caches_with(options=pickle_serializer)):
         store = saved(store_class, {"cart": ["book"]})
         assert store.session_id is not None
-        raw = storage.data(store.session_id)
+        raw = storage.signed(store.session_id)
         assert isinstance(raw, bytes)
-        # A signature, then plain JSON that any client can read.
-        assert json.loads(raw[raw.index(b"{") :]) == {"cart": ["book"]}
+        # A signature, then plain JSON that any client can read: [meta, data].
+        assert json.loads(raw[64:])[1] == {"cart": ["book"]}
         assert loaded(store_class, store.session_key)["cart"] == ["book"]
 
         marker = tmp_path / "unpickled"
-        storage.overwrite(store.session_id, "data", pickle.dumps(Exploit(marker)))
+        storage.overwrite(store.session_id, pickle.dumps(Exploit(marker)))
         assert loaded(store_class, store.session_key).session_key is None
         assert not marker.exists()
 
@@ -1298,7 +1382,7 @@ def test_redis_honours_the_cache_key_prefix(
 
 
 @redis_only
-def test_redis_load_is_one_hmget(
+def test_redis_load_is_one_hget(
     store_class: StoreClass, storage: Storage, user: AbstractBaseUser
 ) -> None:
     key = saved(store_class, {"cart": ["book"]}, user=user).session_key
@@ -1307,7 +1391,7 @@ def test_redis_load_is_one_hmget(
         store = loaded(store_class, key)
         assert store["cart"] == ["book"]
 
-    assert trips.commands == {"hmget": 1}
+    assert trips.commands == {"hget": 1}
     assert trips.queries == []
 
 

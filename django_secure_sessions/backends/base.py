@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Final
@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Final
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
 from django.core.signals import setting_changed
+from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 from django.utils.crypto import get_random_string
 
@@ -70,7 +71,7 @@ KEY_LENGTH: Final = 32
 EXPIRED_BATCH_SIZE: Final = 10_000
 
 # A signature is a keyed BLAKE2b-256 in hex.
-_SIGNATURE_LENGTH: Final = 64
+SIGNATURE_LENGTH: Final = 64
 
 
 def is_valid_session_key(key: object) -> bool:
@@ -99,37 +100,41 @@ def _derive_key(secret: str | bytes) -> bytes:
     return hashlib.sha256(b"django-secure-sessions/signing\x00" + raw).digest()
 
 
-# The signing keys (current first, then the fallbacks), derived once: reading the
-# settings on every signature costs more than the signature.
-_signing_keys: list[bytes] = []
+# The signing keys (current first, then the fallbacks), each as a keyed BLAKE2b state
+# made once and copied for every signature: reading the settings, or hashing the key
+# block again, on every signature costs more than the signature.
+_signers: list[Any] = []
 
 
 @receiver(setting_changed)
-def _forget_signing_keys(*, setting: str, **kwargs: Any) -> None:
+def _forget_signers(*, setting: str, **kwargs: Any) -> None:
     if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
-        _signing_keys.clear()
+        _signers.clear()
 
 
-def _keys() -> list[bytes]:
-    if not _signing_keys:
+def _keyed_states() -> list[Any]:
+    if not _signers:
         secrets = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
-        _signing_keys.extend(_derive_key(secret) for secret in secrets)
-    return _signing_keys
+        # BLAKE2b in keyed mode is a MAC by design (no HMAC construction needed), and
+        # about twice as fast as HMAC-SHA256: it runs on every load.
+        _signers.extend(
+            hashlib.blake2b(key=_derive_key(secret), digest_size=32) for secret in secrets
+        )
+    return _signers
 
 
-def _signature(key: bytes, session_id: str, part: str, payload: str) -> str:
+def _message(session_id: str, part: str, payload: str) -> bytes:
     # The session id and the part's name are signed with the payload, so signed data
     # copied from another session (say, an administrator's) into this one, or from one
     # part of a record into another, does not verify.
-    # BLAKE2b in keyed mode is a MAC by design (no HMAC construction needed), and
-    # about twice as fast as HMAC-SHA256: it runs on every load.
-    message = f"{session_id}\x00{part}\x00{payload}".encode()
-    return hashlib.blake2b(message, key=key, digest_size=32).hexdigest()
+    return f"{session_id}\x00{part}\x00{payload}".encode()
 
 
 def sign(session_id: str, part: str, payload: str) -> str:
     """``payload`` prefixed with its signature under the current SECRET_KEY."""
-    return _signature(_keys()[0], session_id, part, payload) + payload
+    mac = _keyed_states()[0].copy()
+    mac.update(_message(session_id, part, payload))
+    return f"{mac.hexdigest()}{payload}"
 
 
 def unsign(session_id: str, part: str, signed: str) -> str | None:
@@ -138,9 +143,12 @@ def unsign(session_id: str, part: str, signed: str) -> str | None:
     Signatures made with a key of SECRET_KEY_FALLBACKS are accepted, so rotating the
     secret logs nobody out; the next write re-signs with the current key.
     """
-    signature, payload = signed[:_SIGNATURE_LENGTH], signed[_SIGNATURE_LENGTH:]
-    for key in _keys():
-        if hmac.compare_digest(signature, _signature(key, session_id, part, payload)):
+    signature, payload = signed[:SIGNATURE_LENGTH], signed[SIGNATURE_LENGTH:]
+    message = _message(session_id, part, payload)
+    for keyed in _keyed_states():
+        mac = keyed.copy()
+        mac.update(message)
+        if hmac.compare_digest(signature, mac.hexdigest()):
             return payload
     return None
 
@@ -150,22 +158,19 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def load_signed_json(session_id: str, part: str, signed: str | None) -> Any:
-    """The JSON value in a signed record part, or None if it is missing or corrupt.
+# The JSON value at an index of a string, and the index where it ends: the C scanner
+# behind json.loads, called directly. It skips json.loads's checks for surrounding
+# whitespace, which a verified payload (our own ``dumps`` output) never has, and two
+# Python frames on every load. It raises one of DECODE_ERRORS for anything else.
+_Scanner = Callable[[str, int], tuple[Any, int]]
+decode_prefix: Final[_Scanner] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+DECODE_ERRORS: Final = (StopIteration, ValueError)
 
-    Corrupt, tampered or non-JSON data (a pickle, say) is logged on
-    ``django.security.SuspiciousSession`` and never decoded further: it is no session.
-    """
-    if signed is None:
-        return None
-    payload = unsign(session_id, part, signed)
-    if payload is not None:
-        try:
-            return json.loads(payload)
-        except ValueError:
-            pass
+
+def report_corrupt(session_id: str) -> None:
+    """Log a record that is corrupt, tampered with or not JSON (a pickle, say): it is
+    never decoded further, and loads as no session."""
     security_logger.warning("Session data corrupted or tampered with (session %s)", session_id)
-    return None
 
 
 def to_datetime(epoch: int) -> datetime:
@@ -289,25 +294,33 @@ class EndedSession:
     reason: timeouts.EndReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredRecord:
-    """A record as read from storage: the signed data and the meta."""
+    """A record as read from storage, its signature verified: the JSON of its data
+    (decoded only if the session is adopted) and its meta.
 
-    data: str
+    ``version`` identifies the stored meta for an engine that writes the activity inside
+    it (Redis: the meta's signature); a write of the activity alone then happens only
+    if the meta is still this one, so it never undoes what a concurrent request saved.
+    """
+
+    payload: str
     meta: SessionMeta
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PendingWrite:
     """What a save will write.
 
-    The activity (last activity, expiry) is always written. ``data`` is None when the
-    data didn't change, and ``meta_changed`` False when nothing else in the meta did:
-    a write then can't undo what a concurrent request saved.
+    The activity (last activity, expiry) is always written. ``data_changed`` is False
+    when the data (``payload``, its JSON) didn't change, and ``meta_changed`` False
+    when nothing else in the meta did: a write then can't undo what a concurrent
+    request saved.
     """
 
     session_id: str
-    data: str | None
+    data_changed: bool
     meta: SessionMeta
     meta_changed: bool
     payload: str
@@ -319,16 +332,29 @@ class SecureSessionBase(SessionBase):
     # What the storage raises when it is unreachable or fails.
     storage_errors: ClassVar[tuple[type[Exception], ...]] = ()
 
+    # Django's JSON serializer, whatever SESSION_SERIALIZER says (check E003 refuses
+    # pickle there): only SessionBase.encode() and decode() use it, for code that calls
+    # them; the engines store their own signed JSON.
+    serializer = JSONSerializer
+
+    # The meta of the loaded (or created) record; None until then.
+    meta: SessionMeta | None = None
+    # Set when the load found this session past its idle or absolute timeout.
+    ended: EndedSession | None = None
+    # The data's JSON, the meta and its version (see StoredRecord) as last loaded or
+    # written, to tell what a save changes: what it doesn't change, it doesn't write.
+    _stored_payload: str | None = None
+    _stored_meta: SessionMeta | None = None
+    _stored_version = ""
+
     def __init__(self, session_key: str | None = None) -> None:
-        super().__init__(session_key)
-        # The meta of the loaded (or created) record; None until then.
-        self.meta: SessionMeta | None = None
-        # Set when the load found this session past its idle or absolute timeout.
-        self.ended: EndedSession | None = None
-        # The data's JSON and the meta as last loaded or written, to tell what a save
-        # changes: what it doesn't change, it doesn't write.
-        self._stored_payload: str | None = None
-        self._stored_meta: SessionMeta | None = None
+        # What SessionBase.__init__ does, but for resolving SESSION_SERIALIZER with
+        # import_string on every request (``serializer`` is a class attribute); the
+        # per-session state starts as the class attributes above. A test holds the
+        # attributes set here to those SessionBase.__init__ sets.
+        self._session_key = session_key
+        self.accessed = False
+        self.modified = False
 
     # -- keys ---------------------------------------------------------------------
 
@@ -447,15 +473,27 @@ class SecureSessionBase(SessionBase):
             if reason is not None:
                 self.ended = EndedSession(session_id, meta.user_id, reason)
             elif now < meta.expires:
-                data = load_signed_json(session_id, "data", record.data)
-        if record is None or not isinstance(data, dict):
+                data = self._decode_data(session_id, record.payload)
+        if record is None or data is None:
             # Never adopt a key we don't know: the next save makes a fresh one, so a
             # key planted by an attacker (session fixation) is never brought to life.
             self._session_key = None
             self._forget()
             return {}
         self.meta = self._stored_meta = record.meta
-        self._stored_payload = record.data[_SIGNATURE_LENGTH:]
+        self._stored_payload = record.payload
+        self._stored_version = record.version
+        return data
+
+    @staticmethod
+    def _decode_data(session_id: str, payload: str) -> dict[str, Any] | None:
+        try:
+            data, end = decode_prefix(payload, 0)
+        except DECODE_ERRORS:
+            data, end = None, -1
+        if end != len(payload) or not isinstance(data, dict):
+            report_corrupt(session_id)
+            return None
         return data
 
     def load(self) -> dict[str, Any]:
@@ -506,15 +544,13 @@ class SecureSessionBase(SessionBase):
             self._stamp_authentication(meta, now)
         meta.last_activity = now
         meta.expires = self._expires(meta, now, age)
-        session_id = session_id_for_key(key)
         changed = must_create or payload != self._stored_payload
-        signed = sign(session_id, "data", payload) if changed else None
         # A write of the data rewrites the meta too (same round trip), so the whole
         # record is signed with the current SECRET_KEY again: after a rotation, a
         # meta left signed with a fallback key would end the session once the
         # fallback is removed, though its data was saved since.
         meta_changed = changed or not meta.same_except_activity(self._stored_meta)
-        return PendingWrite(session_id, signed, meta, meta_changed, payload)
+        return PendingWrite(session_id_for_key(key), changed, meta, meta_changed, payload)
 
     @staticmethod
     def _stamp_authentication(meta: SessionMeta, now: int) -> None:
@@ -642,7 +678,7 @@ class SecureSessionBase(SessionBase):
         touched = replace(meta, last_activity=now)
         touched.expires = self._expires(touched, now, age)
         return PendingWrite(
-            session_id_for_key(key), None, touched, False, self._stored_payload or ""
+            session_id_for_key(key), False, touched, False, self._stored_payload or ""
         )
 
     # -- rotation, flush, delete ------------------------------------------------------
@@ -685,6 +721,7 @@ class SecureSessionBase(SessionBase):
     def _forget(self) -> None:
         self.meta = self._stored_meta = None
         self._stored_payload = None
+        self._stored_version = ""
 
     def discard_ended(self) -> None:
         """Delete the record of a session that the load found ended (see ``ended``)."""
@@ -716,8 +753,8 @@ class SecureSessionBase(SessionBase):
     def _write(self, pending: PendingWrite, must_create: bool) -> None:
         """Write ``pending``: insert-if-absent (else ``CreateError``) when
         ``must_create``, otherwise update-if-present (else ``UpdateError``), so a
-        session deleted meanwhile is never brought back. When ``pending.data`` is None
-        only the meta is written."""
+        session deleted meanwhile is never brought back. What didn't change is not
+        written (see ``PendingWrite``)."""
         raise NotImplementedError
 
     async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:

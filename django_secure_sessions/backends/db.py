@@ -27,7 +27,10 @@ from .base import (
     SessionMeta,
     StoredRecord,
     now_epoch,
+    report_corrupt,
+    sign,
     to_datetime,
+    unsign,
 )
 
 # The columns a load reads, in the order of _meta_from_row().
@@ -145,9 +148,14 @@ def _live(session_id: str) -> QuerySet[SecureSession]:
     return _sessions(write=True).filter(pk=session_id, expire_date__gt=_now())
 
 
+def _signed_data(pending: PendingWrite) -> str:
+    return sign(pending.session_id, "data", pending.payload)
+
+
 def _new_row(pending: PendingWrite) -> SecureSession:
-    # A created session always carries its data (see SecureSessionBase._prepare).
-    return SecureSession(id=pending.session_id, data=pending.data or "{}", **_columns(pending.meta))
+    return SecureSession(
+        id=pending.session_id, data=_signed_data(pending), **_columns(pending.meta)
+    )
 
 
 @lru_cache(maxsize=8)
@@ -175,8 +183,14 @@ def _fetch_stored(session_id: str) -> Row | None:
     return row
 
 
-def _record(row: Row | None) -> StoredRecord | None:
-    return None if row is None else StoredRecord(row[0], _meta_from_row(row))
+def _record(session_id: str, row: Row | None) -> StoredRecord | None:
+    if row is None:
+        return None
+    payload = unsign(session_id, "data", row[0])
+    if payload is None:
+        report_corrupt(session_id)
+        return None
+    return StoredRecord(payload, _meta_from_row(row))
 
 
 def _info(row: Row) -> SessionInfo:
@@ -199,12 +213,12 @@ class SessionStore(SecureSessionBase):
     storage_errors = (DatabaseError,)
 
     def _read(self, session_id: str) -> StoredRecord | None:
-        return _record(_fetch_stored(session_id))
+        return _record(session_id, _fetch_stored(session_id))
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
         # Through the async ORM; the same query as _fetch_stored (a test holds them equal).
         rows = [row async for row in _stored(session_id).values_list(*_COLUMNS)[:1]]
-        return _record(rows[0] if rows else None)
+        return _record(session_id, rows[0] if rows else None)
 
     def _write(self, pending: PendingWrite, must_create: bool) -> None:
         if must_create:
@@ -246,8 +260,8 @@ class SessionStore(SecureSessionBase):
         # can't undo data or meta saved meanwhile by a concurrent request.
         meta = pending.meta
         columns = _columns(meta) if pending.meta_changed else _activity_columns(meta)
-        if pending.data is not None:
-            columns["data"] = pending.data
+        if pending.data_changed:
+            columns["data"] = _signed_data(pending)
         return columns
 
     def _remove(self, session_id: str) -> None:
@@ -260,9 +274,9 @@ class SessionStore(SecureSessionBase):
     def remove_session(cls, session_id: str) -> SessionMeta | None:
         sessions = _sessions(write=True).filter(pk=session_id)
         with transaction.atomic(using=router.db_for_write(SecureSession)):
-            record = _record(sessions.values_list(*_COLUMNS).first())
+            row = sessions.values_list(*_COLUMNS).first()
             sessions.delete()
-        return None if record is None else record.meta
+        return None if row is None else _meta_from_row(row)
 
     @classmethod
     def expired_batches(

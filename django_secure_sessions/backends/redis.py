@@ -3,17 +3,20 @@
 Layout, under the cache's ``KEY_PREFIX``:
 
 - ``secure_sessions:s:<id>``: a hash per session, expiring ``EXPIRY_GRACE`` after the
-  session: ``d`` (signed JSON data), ``m`` (signed JSON meta), ``a`` (signed last
-  activity and expiry, which a refresh rewrites alone, leaving data and meta as a
-  concurrent request saved them), ``x`` (the expiry again, unsigned, for the scripts'
-  conditions) and ``u`` (the name of its user's index);
+  session: ``r``, the record (JSON ``[<meta>,<data>]``, the meta's last activity and
+  expiry included) under one signature, ``x`` (the expiry again, unsigned, for the
+  scripts' conditions) and ``u`` (the name of its user's index);
 - ``secure_sessions:u:<user id>``: a sorted set per user, session ids scored by their
   expiry, pruned on every write, expiring with the user's last session.
 
-Every operation is one round trip: a load is one ``HMGET``; a save, index included,
-one Lua script that writes only if the session exists (or, to create, only if it
-doesn't), so a revoked or expired session is never brought back. Only our own JSON is
-ever decoded: whatever serializer django-redis is configured with, nothing is unpickled.
+Every operation is one round trip: a load is one ``HGET`` and one signature to verify;
+a save, index included, one Lua script that writes only if the session exists (or, to
+create, only if it doesn't), so a revoked or expired session is never brought back. A
+save that changes no data (a refresh of the activity, a binding) rewrites the record
+only if it is still the one loaded, compared by signature, so it never undoes what a
+concurrent request saved; when it isn't, it writes nothing (that request's save
+recorded its activity too). Only our own JSON is ever decoded: whatever serializer
+django-redis is configured with, nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -41,17 +44,20 @@ from django_redis import get_redis_connection
 
 from ..timeouts import EXPIRY_GRACE
 from .base import (
+    DECODE_ERRORS,
     EXPIRED_BATCH_SIZE,
+    SIGNATURE_LENGTH,
     PendingWrite,
     SecureSessionBase,
     SessionInfo,
     SessionMeta,
     StoredRecord,
+    decode_prefix,
     dumps,
-    load_signed_json,
     now_epoch,
-    security_logger,
+    report_corrupt,
     sign,
+    unsign,
 )
 
 logger = logging.getLogger("django_secure_sessions")
@@ -67,40 +73,44 @@ class _Script:
 
 
 # KEYS[1]: the session hash; KEYS[2]: its user's index (absent for an anonymous session).
-# ARGV: mode ("c" create, "u" update), data and meta (each "" when unchanged: not
-# written), activity, TTL in seconds, session id, expiry and now (epoch seconds).
+# ARGV: mode ("c" create, "u" update), the signed record, the signature of the record
+# as loaded when the data didn't change (else ""), TTL in seconds, session id, expiry
+# and now (epoch seconds).
 # An update needs the session to exist AND not to have expired: a record kept for the
 # grace period after its end is never revived by a request that loaded it before.
+# Returns 0: not written; 1: written; 2: not written, as the data didn't change and the
+# record was rewritten since it was loaded (by a concurrent request, which recorded
+# its own activity with it).
 _SAVE: Final = _Script("""
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if ARGV[1] == 'c' then
   if exists then return 0 end
-elseif not exists or tonumber(redis.call('HGET', KEYS[1], 'x') or '0') <= tonumber(ARGV[8]) then
+elseif not exists or tonumber(redis.call('HGET', KEYS[1], 'x') or '0') <= tonumber(ARGV[7]) then
   return 0
 end
-local fields = {'a', ARGV[4], 'x', ARGV[7]}
-if ARGV[2] ~= '' then table.insert(fields, 'd'); table.insert(fields, ARGV[2]) end
-if ARGV[3] ~= '' then table.insert(fields, 'm'); table.insert(fields, ARGV[3]) end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+if ARGV[3] ~= '' and string.sub(redis.call('HGET', KEYS[1], 'r') or '', 1, #ARGV[3]) ~= ARGV[3] then
+  return 2
+end
+redis.call('HSET', KEYS[1], 'r', ARGV[2], 'x', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 local index = KEYS[2]
 local previous = redis.call('HGET', KEYS[1], 'u')
 if previous and previous ~= index then
-  redis.call('ZREM', previous, ARGV[6])
+  redis.call('ZREM', previous, ARGV[5])
   redis.call('HDEL', KEYS[1], 'u')
 end
 if index then
   if previous ~= index then redis.call('HSET', KEYS[1], 'u', index) end
-  redis.call('ZADD', index, ARGV[7], ARGV[6])
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[8])
-  if redis.call('TTL', index) < tonumber(ARGV[5]) then redis.call('EXPIRE', index, ARGV[5]) end
+  redis.call('ZADD', index, ARGV[6], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[7])
+  if redis.call('TTL', index) < tonumber(ARGV[4]) then redis.call('EXPIRE', index, ARGV[4]) end
 end
 return 1
 """)
 
-# KEYS[1]: the session hash; ARGV[1]: the session id. Returns the signed meta, or nil.
+# KEYS[1]: the session hash; ARGV[1]: the session id. Returns the signed record, or nil.
 _DELETE: Final = _Script("""
-local found = redis.call('HMGET', KEYS[1], 'm', 'u')
+local found = redis.call('HMGET', KEYS[1], 'r', 'u')
 redis.call('DEL', KEYS[1])
 if found[2] then redis.call('ZREM', found[2], ARGV[1]) end
 return found[1]
@@ -123,16 +133,15 @@ return revoked
 """)
 
 # KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix. Returns
-# id, signed meta, signed activity, id ... and prunes entries whose session is gone.
+# id, signed record, id ... and prunes entries whose session is gone.
 _LIST_USER: Final = _Script("""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local found = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local record = redis.call('HMGET', ARGV[2] .. id, 'm', 'a')
-  if record[1] then
+  local record = redis.call('HGET', ARGV[2] .. id, 'r')
+  if record then
     table.insert(found, id)
-    table.insert(found, record[1])
-    table.insert(found, record[2])
+    table.insert(found, record)
   else
     redis.call('ZREM', KEYS[1], id)
   end
@@ -151,22 +160,36 @@ def _text(value: Any) -> str | None:
         return None
 
 
-def _signed_json(session_id: str, part: str, signed: Any) -> Any:
+def _parse(session_id: str, signed: Any) -> StoredRecord | None:
+    """A stored record, its signature verified, or None if it is corrupt (logged).
+
+    Corrupt covers tampered with, signed for another session, not UTF-8 (which never
+    reaches the signature check) and not our JSON (a pickle, say).
+    """
     text = _text(signed)
-    return None if text is None else load_signed_json(session_id, part, text)
+    payload = None if text is None else unsign(session_id, "record", text)
+    if text is not None and payload is not None and payload.startswith("["):
+        # "[<meta>,<data>]": the meta is decoded; the data's JSON is only cut out, and
+        # decoded when the session is adopted (not to list sessions, nor once it ended).
+        try:
+            values, end = decode_prefix(payload, 1)
+        except DECODE_ERRORS:
+            values, end = None, 0
+        meta = SessionMeta.from_list(values)
+        if meta is not None and payload[end : end + 1] == "," and payload.endswith("]"):
+            return StoredRecord(payload[end + 1 : -1], meta, _version(text))
+    report_corrupt(session_id)
+    return None
 
 
-def _meta(session_id: str, signed_meta: Any, signed_activity: Any = None) -> SessionMeta | None:
-    """The meta of a record; its activity part, when given, overrides the meta's."""
-    meta = SessionMeta.from_list(_signed_json(session_id, "meta", signed_meta))
-    if meta is None or signed_activity is None:
-        return meta
-    match _signed_json(session_id, "activity", signed_activity):
-        case [int(last_activity), int(expires)]:
-            meta.last_activity, meta.expires = last_activity, expires
-            return meta
-        case _:
-            return None
+def _meta(session_id: str, signed: Any) -> SessionMeta | None:
+    record = None if signed is None else _parse(session_id, signed)
+    return None if record is None else record.meta
+
+
+def _version(signed: str) -> str:
+    """What identifies a version of a record: its signature, a MAC over all of it."""
+    return signed[:SIGNATURE_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -300,43 +323,35 @@ async def _arun(
         return await client.eval(script.source, len(keys), *keys, *args)
 
 
-def _save_call(
-    keys: _Keys, pending: PendingWrite, must_create: bool
-) -> tuple[list[str], list[Any]]:
+@dataclass(frozen=True, slots=True)
+class _Save:
+    """A call of the save script, and the version of the record it writes."""
+
+    names: list[str]
+    args: list[Any]
+    version: str
+
+
+def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool, loaded: str) -> _Save:
+    """The save script's call; ``loaded`` is the version of the record as loaded."""
     meta, session_id = pending.meta, pending.session_id
     names = [keys.session(session_id)]
     if meta.user_id is not None:
         names.append(keys.user(meta.user_id))
     now = now_epoch()
+    record = sign(session_id, "record", f"[{dumps(meta.to_list())},{pending.payload}]")
     args = [
         "c" if must_create else "u",
-        pending.data or "",
-        sign(session_id, "meta", dumps(meta.to_list())) if pending.meta_changed else "",
-        sign(session_id, "activity", dumps([meta.last_activity, meta.expires])),
+        record,
+        # Without a change of its own to the data, this request's copy of it may be
+        # stale: the record is rewritten only if it is still the one loaded.
+        "" if must_create or pending.data_changed else loaded,
         max(meta.expires - now, 1) + EXPIRY_GRACE,
         session_id,
         meta.expires,
         now,
     ]
-    return names, args
-
-
-def _saved(result: Any, must_create: bool) -> None:
-    if not result:
-        # create: the key exists already; update: the session was deleted (revoked,
-        # logged out) or expired meanwhile, and must stay that way.
-        raise CreateError if must_create else UpdateError
-
-
-def _record(session_id: str, found: Sequence[Any]) -> StoredRecord | None:
-    data, meta = _text(found[0]), _meta(session_id, found[1], found[2])
-    if data is None or meta is None:
-        if found[0] is not None:
-            # Tampering or corruption (bytes that aren't UTF-8 say, which never reach
-            # the signature check): reported where Django reports a bad session.
-            security_logger.warning("Ignoring a corrupt session record (session %s)", session_id)
-        return None
-    return StoredRecord(data, meta)
+    return _Save(names, args, _version(record))
 
 
 def _read_failed(session_id: str) -> None:
@@ -348,11 +363,9 @@ def _read_failed(session_id: str) -> None:
 def _infos(found: Sequence[Any]) -> list[SessionInfo]:
     infos = []
     now = now_epoch()
-    for raw_id, signed_meta, signed_activity in zip(
-        found[::3], found[1::3], found[2::3], strict=True
-    ):
+    for raw_id, signed in zip(found[::2], found[1::2], strict=True):
         session_id = _text(raw_id) or ""
-        meta = _meta(session_id, signed_meta, signed_activity)
+        meta = _meta(session_id, signed)
         if meta is not None and meta.expires > now:
             infos.append(SessionInfo.from_meta(session_id, meta))
     return sorted(infos, key=lambda info: info.last_activity, reverse=True)
@@ -366,35 +379,43 @@ class SessionStore(SecureSessionBase):
     def _read(self, session_id: str) -> StoredRecord | None:
         connection = _connection()
         try:
-            found = connection.client.hmget(connection.keys.session(session_id), ["d", "m", "a"])
+            found = connection.client.hget(connection.keys.session(session_id), "r")
         except redis.exceptions.RedisError:
             _read_failed(session_id)
             return None
-        return _record(session_id, found)
+        return None if found is None else _parse(session_id, found)
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
         client = _async_client()
         if client is None:
             return await sync_to_async(self._read)(session_id)
         try:
-            found = await client.hmget(_connection().keys.session(session_id), ["d", "m", "a"])
+            found = await client.hget(_connection().keys.session(session_id), "r")
         except redis.exceptions.RedisError:
             _read_failed(session_id)
             return None
-        return _record(session_id, found)
+        return None if found is None else _parse(session_id, found)
 
     def _write(self, pending: PendingWrite, must_create: bool) -> None:
         connection = _connection()
-        names, args = _save_call(connection.keys, pending, must_create)
-        _saved(_run(connection.client, _SAVE, names, args), must_create)
+        call = _save_call(connection.keys, pending, must_create, self._stored_version)
+        self._saved(_run(connection.client, _SAVE, call.names, call.args), must_create, call)
 
     async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
         client = _async_client()
         if client is None:
             return await sync_to_async(self._write)(pending, must_create)
-        names, args = _save_call(_connection().keys, pending, must_create)
-        _saved(await _arun(client, _SAVE, names, args), must_create)
+        call = _save_call(_connection().keys, pending, must_create, self._stored_version)
+        self._saved(await _arun(client, _SAVE, call.names, call.args), must_create, call)
         return None
+
+    def _saved(self, result: Any, must_create: bool, call: _Save) -> None:
+        if not result:
+            # create: the key exists already; update: the session was deleted (revoked,
+            # logged out) or expired meanwhile, and must stay that way.
+            raise CreateError if must_create else UpdateError
+        if result == 1:
+            self._stored_version = call.version
 
     def _remove(self, session_id: str) -> None:
         self.remove_session(session_id)
@@ -458,12 +479,12 @@ class SessionStore(SecureSessionBase):
         connection = _connection()
         with connection.client.pipeline(transaction=False) as pipe:
             for session_id in session_ids:
-                pipe.hmget(connection.keys.session(session_id), ["m", "a"])
+                pipe.hget(connection.keys.session(session_id), "r")
             found = pipe.execute()
         flat: list[Any] = []
-        for session_id, (signed_meta, signed_activity) in zip(session_ids, found, strict=True):
-            if signed_meta is not None:
-                flat.extend((session_id, signed_meta, signed_activity))
+        for session_id, signed in zip(session_ids, found, strict=True):
+            if signed is not None:
+                flat.extend((session_id, signed))
         return _infos(flat)
 
     @classmethod
