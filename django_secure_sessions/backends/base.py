@@ -545,11 +545,7 @@ class SecureSessionBase(SessionBase):
         meta.last_activity = now
         meta.expires = self._expires(meta, now, age)
         changed = must_create or payload != self._stored_payload
-        # A write of the data rewrites the meta too (same round trip), so the whole
-        # record is signed with the current SECRET_KEY again: after a rotation, a
-        # meta left signed with a fallback key would end the session once the
-        # fallback is removed, though its data was saved since.
-        meta_changed = changed or not meta.same_except_activity(self._stored_meta)
+        meta_changed = not meta.same_except_activity(self._stored_meta)
         return PendingWrite(session_id_for_key(key), changed, meta, meta_changed, payload)
 
     @staticmethod
