@@ -99,17 +99,16 @@ def add_other_sessions(first: int, count: int) -> None:
     for batch in batches(new_records(first, count), BATCH):
         insert_rows(batch)
         run_save_scripts(batch)
-    settle_database()
+    settle_table(SecureSession._meta.db_table)
 
 
-def settle_database() -> None:
-    """Do now what the database would do by itself after a bulk load, during the timing:
-    gather planner statistics (a real table of this size has some) and, on PostgreSQL,
-    the vacuum that autovacuum starts after many inserts."""
-    table = connection.ops.quote_name(SecureSession._meta.db_table)
+def settle_table(table: str) -> None:
+    """Do now what the database would do by itself after a bulk load of ``table``, during
+    the timing: gather planner statistics (a real table of this size has some) and, on
+    PostgreSQL, the vacuum that autovacuum starts after many inserts."""
     command = "VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE"
     with connection.cursor() as cursor:
-        cursor.execute(f"{command} {table}")
+        cursor.execute(f"{command} {connection.ops.quote_name(table)}")
 
 
 def check_other_sessions(count: int) -> None:
