@@ -10,12 +10,13 @@ and its command removes the expired ones:
 
 The sessions are stored once, then copied aside; every round puts that copy back (then
 analyses the tables, and vacuums them on PostgreSQL, as the database would do by itself
-after a bulk load), so each command always starts from the same storage. A round runs the three commands one after the
-other (in a new order each round, so a slow moment of the machine doesn't always hit the same
-one). On PostgreSQL a ``CHECKPOINT`` comes before each command, so that none pays for
-writing out the pages that the restore or the previous command left dirty (without it, the
-times follow whichever command a checkpoint happened to land on, and each command writes a
-full image of every page it is first to change after one, as in production). Measured:
+after a bulk load), so each command always starts from the same storage. A round runs the
+three commands one after the other (in a new order each round, so a slow moment of the
+machine doesn't always hit the same one). On PostgreSQL a ``CHECKPOINT`` comes before each
+command, so that none pays for writing out the pages that the restore or the previous
+command left dirty (without it, the times follow whichever command a checkpoint happened to
+land on, and each command writes a full image of every page it is first to change after one,
+as in production). Measured:
 
 - seconds: the wall-clock time of the whole command (``call_command``), median of the timed
   rounds (``--rounds``, default 5);

@@ -228,7 +228,7 @@ def test_clearsecuresessions_reports_each_batch(
     assert output.splitlines() == [
         "Removed 2 expired entries (2 so far).",
         "Removed 2 expired entries (4 so far).",
-        "Removed 1 expired entries (5 so far).",
+        "Removed 1 expired entry (5 so far).",
         "Removed 5 expired entries in all.",
     ]
     live = {session_id_for_key(live_key) for _, live_key in sessions.values()}
@@ -363,7 +363,7 @@ def test_revokesessions_signs_out_the_named_users_only(
 
     assert output.splitlines() == [
         "alice: revoked 2 sessions.",
-        "bob: revoked 1 sessions.",
+        "bob: revoked 1 session.",
         "Revoked 3 sessions in all.",
     ]
     assert signed_in(browsers) == {"alice": ["", ""], "bob": [""], "carol": ["carol"]}
@@ -404,7 +404,7 @@ def test_revokesessions_all_signs_everybody_out(
             ["--user", "alice", "--user", "carol"],
             [
                 "alice: would revoke 2 sessions.",
-                "carol: would revoke 1 sessions.",
+                "carol: would revoke 1 session.",
                 "Would revoke 3 sessions in all.",
             ],
         ),
@@ -531,7 +531,7 @@ def test_importsessions_twice_imports_nothing_the_second_time(
     output = run("importsessions")
 
     assert output.splitlines() == [
-        "Imported 0 sessions from Django's db engine; skipped 2 (already imported, or too large)."
+        "Imported 0 sessions from Django's db engine; 2 already imported."
     ]
     assert storage.session_ids() == after_first
     assert signed_in_as(django_db_sessions.browser) == django_db_sessions.user.get_username()
@@ -563,18 +563,50 @@ def test_importsessions_from_cache_keeps_every_browser_signed_in(
     assert signed_in_as(same_cookie_as(signed_in_browser)) == ""  # not imported yet
 
     assert run("importsessions", "--from", "cache", "--dry-run").splitlines() == [
-        "Would import 1 sessions from Django's cache engine."
+        "Would import 1 session from Django's cache engine."
     ]
     assert list_user_sessions(user) == []
     output = run("importsessions", "--from", "cache")
 
-    assert output.splitlines() == ["Imported 1 sessions from Django's cache engine."]
+    assert output.splitlines() == ["Imported 1 session from Django's cache engine."]
     assert signed_in_as(signed_in_browser) == user.get_username()
-    assert (
-        run("importsessions", "--from", "cache")
-        .splitlines()[-1]
-        .startswith("Imported 0 sessions from Django's cache engine; skipped 1")
-    )
+    assert run("importsessions", "--from", "cache").splitlines() == [
+        "Imported 0 sessions from Django's cache engine; 1 already imported."
+    ]
+
+
+def test_importsessions_refuses_what_our_engines_would_refuse(
+    django_db_sessions: DjangoSessions, settings: SettingsWrapper, storage: Storage
+) -> None:
+    ours = settings.SESSION_ENGINE
+    settings.SESSION_ENGINE = DJANGO_DB_ENGINE
+    leaky = DjangoDbStore()
+    leaky["card_number"] = "4111 1111 1111 1111"  # Django's engine stores anything
+    leaky.save()
+    settings.SESSION_ENGINE = ours
+    assert leaky.session_key is not None
+    errors = StringIO()
+
+    dry = run("importsessions", "--dry-run")
+    call_command("importsessions", stdout=StringIO(), stderr=errors)
+    again = run("importsessions", "--dry-run")
+
+    assert dry.splitlines() == [
+        "Would import 2 sessions from Django's db engine; 1 refused (see above)."
+    ]
+    assert errors.getvalue().splitlines() == [
+        "Refused a session: Refusing to store 'card_number' in the session: it matches "
+        "SECURE_SESSIONS_FORBIDDEN_KEYS. Keep secrets and personal data out of session state."
+    ]
+    assert session_id_for_key(leaky.session_key) not in storage.session_ids()
+    assert storage.session_ids() == {
+        session_id_for_key(key_of(django_db_sessions.browser)),
+        session_id_for_key(django_db_sessions.cart),
+    }
+    assert again.splitlines() == [
+        "Would import 0 sessions from Django's db engine; 2 already imported; 1 refused "
+        "(see above)."
+    ]
 
 
 @pytest.mark.usefixtures("engine")

@@ -819,19 +819,28 @@ class SecureSessionBase(SessionBase):
         raise NotImplementedError
 
     @classmethod
-    def import_session(cls, session_key: str, data: dict[str, Any], expires: int) -> bool:
+    def import_session(
+        cls, session_key: str, data: dict[str, Any], expires: int, *, dry_run: bool = False
+    ) -> bool:
         """Store a session of another engine under its own key, so its cookie keeps
-        working; False if the key is malformed or already stored here.
+        working; False if the key is malformed or already stored here. With ``dry_run``,
+        only tell whether it would be stored.
 
         What another engine doesn't record is filled in as of now: created and last
         authentication (so the timeouts count from the import), and the client binding
-        is left to the session's first request (see the middleware).
+        is left to the session's first request (see the middleware). Raises
+        ``SensitiveDataError`` or ``SessionTooLarge`` as assigning and saving ``data``
+        would.
         """
         store = cls(session_key)
         if store.session_key is None:
             return False
+        # The guards of assignment apply: a session holding a forbidden key is refused.
+        store._checked(data)
         now = now_epoch()
         pending = store._prepare(session_key, data, True, max(expires - now, 1))
+        if dry_run:
+            return not store.exists(session_key)
         try:
             store._write(pending, must_create=True)
         except CreateError:

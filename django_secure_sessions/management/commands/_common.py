@@ -13,6 +13,11 @@ from ...api import session_store_class
 from ...backends.base import SecureSessionBase
 
 
+def counted(count: int, singular: str, plural: str) -> str:
+    """``count`` and the noun that agrees with it: "1 session", "2 sessions"."""
+    return f"{count} {singular if count == 1 else plural}"
+
+
 def positive_int(value: str) -> int:
     try:
         number = int(value)

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from ...backends.base import EXPIRED_BATCH_SIZE
-from ._common import configured_store, positive_int, storage_errors_reported
+from ._common import configured_store, counted, positive_int, storage_errors_reported
 
 
 class Command(BaseCommand):
@@ -32,6 +32,8 @@ class Command(BaseCommand):
             for count in store.expired_batches(batch_size, dry_run=dry_run):
                 total += count
                 if not dry_run and count:
-                    self.stdout.write(f"Removed {count} expired entries ({total} so far).")
+                    removed = counted(count, "expired entry", "expired entries")
+                    self.stdout.write(f"Removed {removed} ({total} so far).")
         verb = "Would remove" if dry_run else "Removed"
-        self.stdout.write(self.style.SUCCESS(f"{verb} {total} expired entries in all."))
+        in_all = counted(total, "expired entry", "expired entries")
+        self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +13,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from ...backends.base import SecureSessionBase, now_epoch
-from ...exceptions import SessionTooLarge
-from ._common import configured_store, storage_errors_reported
+from ...exceptions import SensitiveDataError, SessionTooLarge
+from ._common import configured_store, counted, storage_errors_reported
 
 # (session key, data, expiry in epoch seconds)
 Found = tuple[str, dict[str, Any], int]
@@ -45,29 +46,38 @@ class Command(BaseCommand):
     def handle(self, *args: Any, source: str, dry_run: bool, **options: Any) -> None:
         store = configured_store()
         found = self._from_db() if source == "db" else self._from_cache()
-        imported = skipped = 0
+        outcomes: Counter[str] = Counter()
         with storage_errors_reported(store):
             for key, data, expires in found:
-                if dry_run or self._import(store, key, data, expires):
-                    imported += 1
-                else:
-                    skipped += 1
+                outcomes[self._import(store, key, data, expires, dry_run=dry_run)] += 1
         verb = "Would import" if dry_run else "Imported"
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{verb} {imported} sessions from Django's {source} engine"
-                + (f"; skipped {skipped} (already imported, or too large)." if skipped else ".")
-            )
-        )
+        imported = counted(outcomes["imported"], "session", "sessions")
+        summary = [f"{verb} {imported} from Django's {source} engine"]
+        if outcomes["already"]:
+            summary.append(f"{outcomes['already']} already imported")
+        if outcomes["refused"]:
+            summary.append(f"{outcomes['refused']} refused (see above)")
+        self.stdout.write(self.style.SUCCESS("; ".join(summary) + "."))
 
     def _import(
-        self, store: type[SecureSessionBase], key: str, data: dict[str, Any], expires: int
-    ) -> bool:
+        self,
+        store: type[SecureSessionBase],
+        key: str,
+        data: dict[str, Any],
+        expires: int,
+        *,
+        dry_run: bool,
+    ) -> str:
+        """What became (or, with ``dry_run``, would become) of one session: "imported",
+        "already" (imported) or "refused"."""
         try:
-            return store.import_session(key, data, expires)
-        except SessionTooLarge as exc:
-            self.stderr.write(f"Skipped a session: {exc}")
-            return False
+            imported = store.import_session(key, data, expires, dry_run=dry_run)
+            return "imported" if imported else "already"
+        except (SessionTooLarge, SensitiveDataError) as exc:
+            # Its browser is signed out by the switch of engine; what it held is not
+            # stored where this app's guards would have refused it.
+            self.stderr.write(f"Refused a session: {exc}")
+            return "refused"
 
     @staticmethod
     def _from_db() -> Iterator[Found]:

@@ -8,7 +8,7 @@ from django.db.models import Model
 
 from ...api import announce_revoked, list_user_sessions, revoke_user_sessions
 from ...backends.base import SecureSessionBase
-from ._common import configured_store, positive_int, storage_errors_reported
+from ._common import configured_store, counted, positive_int, storage_errors_reported
 
 REASON = "command"
 
@@ -52,7 +52,8 @@ class Command(BaseCommand):
             else:
                 total = self._revoke_all(store, batch_size, dry_run=dry_run)
         verb = "Would revoke" if dry_run else "Revoked"
-        self.stdout.write(self.style.SUCCESS(f"{verb} {total} sessions in all."))
+        in_all = counted(total, "session", "sessions")
+        self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))
 
     @staticmethod
     def _users(usernames: list[str]) -> list[Model]:
@@ -80,7 +81,7 @@ class Command(BaseCommand):
                 count = revoke_user_sessions(user, reason=REASON)
             total += count
             verb = "would revoke" if dry_run else "revoked"
-            self.stdout.write(f"{name}: {verb} {count} sessions.")
+            self.stdout.write(f"{name}: {verb} {counted(count, 'session', 'sessions')}.")
         return total
 
     def _revoke_all(self, store: type[SecureSessionBase], batch_size: int, *, dry_run: bool) -> int:
@@ -92,5 +93,5 @@ class Command(BaseCommand):
             for session_id, user_id in store.remove_sessions(batch):
                 announce_revoked(None, user_id, session_id, REASON)
                 total += 1
-            self.stdout.write(f"Revoked {total} sessions so far.")
+            self.stdout.write(f"Revoked {counted(total, 'session', 'sessions')} so far.")
         return total
