@@ -14,6 +14,7 @@ from django_secure_sessions.backends.base import SecureSessionBase
 from django_secure_sessions.backends.redis import aclose_connections
 from tests.browsing import Browsers
 from tests.factories import UserFactory
+from tests.sessions import Storage
 
 ENGINES = {
     "db": "django_secure_sessions.backends.db",
@@ -47,6 +48,12 @@ def engine(request: pytest.FixtureRequest, settings: SettingsWrapper, db: None) 
 def store_class(engine: str) -> type[SecureSessionBase]:
     store: type[SecureSessionBase] = import_module(ENGINES[engine]).SessionStore
     return store
+
+
+@pytest.fixture
+def storage(engine: str, request: pytest.FixtureRequest) -> Storage:
+    """The storage of the engine under test, read and written around the engine."""
+    return Storage.of(request)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from django_secure_sessions import (
 from django_secure_sessions.backends.base import USER_ID_KEY, SecureSessionBase
 from django_secure_sessions.signals import session_revoked
 from tests.marks import async_test
-from tests.test_engines import (
+from tests.sessions import (
     CHROME_ON_WINDOWS,
     SAFARI_ON_IPHONE,
     START,
@@ -39,11 +39,6 @@ from tests.test_engines import (
     saved,
     user_id,
 )
-
-
-@pytest.fixture
-def storage(request: pytest.FixtureRequest, engine: str) -> Storage:
-    return Storage.of(request)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.signals import session_revoked
 from django_secure_sessions.timeouts import EXPIRY_GRACE
-from tests.test_engines import Storage, StoreClass
+from tests.sessions import Storage, StoreClass
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -89,11 +89,6 @@ def same_cookie_as(client: Client) -> Client:
     other = Client()
     other.cookies[settings.SESSION_COOKIE_NAME] = key_of(client)
     return other
-
-
-@pytest.fixture
-def storage(request: pytest.FixtureRequest, engine: str) -> Storage:
-    return Storage.of(request)
 
 
 @pytest.fixture

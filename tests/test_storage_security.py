@@ -28,7 +28,7 @@ from django_secure_sessions import list_user_sessions
 from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key, sign
 from tests.factories import PASSWORD
 from tests.marks import async_test
-from tests.test_engines import (
+from tests.sessions import (
     CHROME_ON_WINDOWS,
     UNKNOWN_KEY,
     Exploit,
@@ -43,11 +43,6 @@ from tests.test_engines import (
 
 SECURITY_LOGGER = "django.security.SuspiciousSession"
 KEY_SHAPE = re.compile("[a-z0-9]{32}")
-
-
-@pytest.fixture
-def storage(request: pytest.FixtureRequest, engine: str) -> Storage:
-    return Storage.of(request)
 
 
 # -- no raw key in storage ---------------------------------------------------------------
