@@ -3,14 +3,12 @@ the user's own sessions pages and the admin."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 
@@ -140,21 +138,6 @@ def redirect_target(response: HttpResponseBase) -> tuple[str, dict[str, list[str
 def cookie_deleted(response: HttpResponseBase) -> bool:
     cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
     return cookie is not None and cookie.value == "" and cookie["max-age"] == 0
-
-
-@contextmanager
-def capture(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    """The keyword arguments of every send of ``signal`` inside the block."""
-    sent: list[dict[str, Any]] = []
-
-    def receiver(**kwargs: Any) -> None:
-        sent.append(kwargs)
-
-    signal.connect(receiver, weak=False)
-    try:
-        yield sent
-    finally:
-        signal.disconnect(receiver)
 
 
 def assert_no_key_in(sent: Iterable[dict[str, Any]], *keys: str) -> None:

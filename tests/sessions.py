@@ -236,13 +236,14 @@ class Exploit:
 
 @contextmanager
 def capture(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    """The keyword arguments of every ``signal`` sent inside the block."""
+    """The keyword arguments (``sender`` included) of every send of ``signal`` inside
+    the block."""
     sent: list[dict[str, Any]] = []
 
     def receiver(**kwargs: Any) -> None:
         sent.append(kwargs)
 
-    signal.connect(receiver)
+    signal.connect(receiver, weak=False)
     try:
         yield sent
     finally:

@@ -36,7 +36,6 @@ from tests.browsing import (
     SAFARI_ON_IPHONE,
     Browser,
     Browsers,
-    capture,
     csrf_token,
     elements,
     redirect_target,
@@ -45,6 +44,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
+from tests.sessions import capture
 
 LOGIN = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 SESSIONS = "/admin/django_secure_sessions/securesession/"

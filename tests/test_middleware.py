@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import Morsel
@@ -25,7 +25,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import connection
-from django.dispatch import Signal
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -39,6 +38,7 @@ from django_secure_sessions.backends.base import (
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.timeouts import EXPIRY_GRACE
 from tests.factories import PASSWORD
+from tests.sessions import capture
 from tests.user_agents import (
     CHROME_119_WINDOWS,
     CHROME_120_WINDOWS,
@@ -284,30 +284,15 @@ def storage_writes(request: pytest.FixtureRequest, engine: str) -> WriteCounter:
 # -- signals and logs --------------------------------------------------------------------------
 
 
-@contextmanager
-def received(signal: Signal) -> Iterator[list[dict[str, Any]]]:
-    """The keyword arguments of every sending of ``signal`` inside the block."""
-    calls: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    signal.connect(receiver)
-    try:
-        yield calls
-    finally:
-        signal.disconnect(receiver)
-
-
 @pytest.fixture
 def expired() -> Iterator[list[dict[str, Any]]]:
-    with received(signals.session_expired) as calls:
+    with capture(signals.session_expired) as calls:
         yield calls
 
 
 @pytest.fixture
 def mismatches() -> Iterator[list[dict[str, Any]]]:
-    with received(signals.binding_mismatch) as calls:
+    with capture(signals.binding_mismatch) as calls:
         yield calls
 
 
@@ -322,8 +307,9 @@ EVERY_SIGNAL = [
 
 
 def public(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Signal arguments without ``signal`` and ``request``, for comparisons."""
-    return [{k: v for k, v in call.items() if k not in {"signal", "request"}} for call in calls]
+    """Signal arguments without ``signal``, ``sender`` and ``request``, for comparisons."""
+    hidden = {"signal", "sender", "request"}
+    return [{k: v for k, v in call.items() if k not in hidden} for call in calls]
 
 
 # -- login ------------------------------------------------------------------------------------
@@ -1088,7 +1074,7 @@ async def test_no_signal_and_no_log_line_carries_the_session_key(
         caplog.at_level(logging.DEBUG, logger="django_secure_sessions"),
         ExitStack() as receivers,
     ):
-        calls = [receivers.enter_context(received(signal)) for signal in EVERY_SIGNAL]
+        calls = [receivers.enter_context(capture(signal)) for signal in EVERY_SIGNAL]
         await browser.get("/cart/add/")
         keys.append(browser.session_key)
         await browser.log_in(user)  # rotates the key

@@ -38,7 +38,6 @@ from tests.browsing import (
     Browsers,
     assert_no_key_in,
     browser,
-    capture,
     cookie_deleted,
     csrf_token,
     elements,
@@ -49,6 +48,7 @@ from tests.browsing import (
 )
 from tests.marks import async_test
 from tests.reauth_forms import CODE
+from tests.sessions import capture
 
 StoreClass = type[SecureSessionBase]
 

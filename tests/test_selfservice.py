@@ -31,7 +31,6 @@ from tests.browsing import (
     Browser,
     Browsers,
     assert_no_key_in,
-    capture,
     cookie_deleted,
     csrf_token,
     elements,
@@ -42,6 +41,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
+from tests.sessions import capture
 
 StoreClass = type[SecureSessionBase]
 MakeUser = Callable[..., User]

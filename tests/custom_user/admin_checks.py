@@ -24,7 +24,6 @@ from tests.browsing import (
     FIREFOX_ON_LINUX,
     Browser,
     Browsers,
-    capture,
     elements,
     redirect_target,
     session_id,
@@ -33,6 +32,7 @@ from tests.browsing import (
 from tests.custom_user.admin import EmailUserAdmin
 from tests.custom_user.models import EmailUser
 from tests.factories import PASSWORD
+from tests.sessions import capture
 
 LOGIN = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 SESSIONS = "/admin/django_secure_sessions/securesession/"
