@@ -64,12 +64,6 @@ DJANGO_SESSION_KEYS: Final = frozenset(
 _KEY_RE: Final = re.compile(f"[{re.escape(VALID_KEY_CHARS)}]{{32}}")
 KEY_LENGTH: Final = 32
 
-# Entries that clearing expired sessions removes per batch: big enough that the batches
-# cost little more than one DELETE would (benchmarks/cleanup.py), small enough that none
-# holds a transaction open for long. No batch keeps its entries in memory (db), or only
-# their index names (redis).
-EXPIRED_BATCH_SIZE: Final = 10_000
-
 # A signature is a keyed BLAKE2b-256 in hex.
 SIGNATURE_LENGTH: Final = 64
 
@@ -331,6 +325,8 @@ class SecureSessionBase(SessionBase):
 
     # What the storage raises when it is unreachable or fails.
     storage_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    # What expired_batches() removes per batch unless told otherwise (see the engines).
+    expired_batch_size: ClassVar[int]
 
     # Django's JSON serializer, whatever SESSION_SERIALIZER says (check E003 refuses
     # pickle there): only SessionBase.encode() and decode() use it, for code that calls
@@ -802,10 +798,11 @@ class SecureSessionBase(SessionBase):
 
     @classmethod
     def expired_batches(
-        cls, batch_size: int = EXPIRED_BATCH_SIZE, *, dry_run: bool = False
+        cls, batch_size: int | None = None, *, dry_run: bool = False
     ) -> Iterator[int]:
-        """Remove what has expired, a batch at a time, yielding how many entries each
-        batch removed (or, with ``dry_run``, would remove). Memory stays bounded."""
+        """Remove what has expired, ``batch_size`` entries (default:
+        ``expired_batch_size``) at a time, yielding how many entries each batch removed
+        (or, with ``dry_run``, would remove). Memory stays bounded."""
         raise NotImplementedError
 
     @classmethod

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ...backends.base import EXPIRED_BATCH_SIZE
 from ._common import configured_store, counted, positive_int, storage_errors_reported
 
 
@@ -21,11 +20,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=positive_int,
-            default=EXPIRED_BATCH_SIZE,
-            help=f"Entries removed per batch (default: {EXPIRED_BATCH_SIZE}).",
+            help=(
+                "Entries removed per batch (default: 50000 sessions on the db engine, "
+                "10000 per-user indexes on the redis engine)."
+            ),
         )
 
-    def handle(self, *args: Any, dry_run: bool, batch_size: int, **options: Any) -> None:
+    def handle(self, *args: Any, dry_run: bool, batch_size: int | None, **options: Any) -> None:
         store = configured_store()
         total = 0
         with storage_errors_reported(store):
