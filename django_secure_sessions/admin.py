@@ -218,12 +218,17 @@ class SessionsUserAdminMixin:
     admin_site: admin.AdminSite
     model: type[Model]
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # Added to the admin's own actions, not in place of them.
-        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
-        if can_revoke(request):
-            action = self.get_action("sign_out_everywhere")  # type: ignore[attr-defined]
-            actions[action[1]] = action
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Added to the admin's own actions, not in place of them. Django 6.1 asks for the
+        # actions of a place (the change list, or a change form: ``action_location``) and
+        # describes each with an ``Action``; Django 5.2 asks without, and uses tuples.
+        where = {} if action_location is None else {"action_location": action_location}
+        actions: dict[str, Any] = super().get_actions(request, **where)  # type: ignore[misc]
+        if not can_revoke(request):
+            return actions
+        action = self.get_action("sign_out_everywhere", **where)  # type: ignore[attr-defined]
+        if action is not None:  # None: not offered in that place (a change form)
+            actions[action.name if hasattr(action, "name") else action[1]] = action
         return actions
 
     @admin.action(description=_("Sign out everywhere"))
