@@ -57,6 +57,7 @@ import statistics
 import tempfile
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from io import StringIO
@@ -349,24 +350,21 @@ def run_round(
     snapshot.restore()
     measured = {}
     for case in order:
-        settle()
+        checkpoint()
         measured[case.label] = measure(case)
         check(case, (count, 0))
     return measured
 
 
-def settle() -> None:
+def checkpoint() -> None:
     """On PostgreSQL, write out what the restore and the previous command left dirty
     (``CHECKPOINT``), so that no command pays for flushing another's writes. Needs a
     superuser (or, from PostgreSQL 15, the role ``pg_checkpoint``); without one, the
     commands run as they come."""
     if connection.vendor != "postgresql":
         return
-    try:
-        with transaction.atomic():
-            execute("CHECKPOINT")
-    except DatabaseError:
-        pass
+    with suppress(DatabaseError):
+        execute("CHECKPOINT")
 
 
 def benchmark(count: int, rounds: int, measured: Sequence[Case]) -> list[Result]:

@@ -47,8 +47,9 @@ class _Recorder(SecureSessionBase):
 
     record: PendingWrite | None = None
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> None:
+    def _write(self, pending: PendingWrite, must_create: bool) -> str | None:
         self.record = pending
+        return None
 
     # Two shortcuts that change nothing in what is stored, for speed: a key as valid
     # as Django's from one call to the system's random source instead of 32, and no

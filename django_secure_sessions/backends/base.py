@@ -293,9 +293,9 @@ class StoredRecord:
     """A record as read from storage, its signature verified: the JSON of its data
     (decoded only if the session is adopted) and its meta.
 
-    ``version`` identifies the stored meta for an engine that writes the activity inside
-    it (Redis: the meta's signature); a write of the activity alone then happens only
-    if the meta is still this one, so it never undoes what a concurrent request saved.
+    ``version`` identifies the stored record for an engine that can only rewrite it whole
+    (Redis: its signature); a save that changes no data then writes only if the record
+    is still this one, so it never undoes what a concurrent request saved.
     """
 
     payload: str
@@ -553,9 +553,13 @@ class SecureSessionBase(SessionBase):
         absolute_timeout = conf.ABSOLUTE_TIMEOUT
         meta.absolute_expiry = None if absolute_timeout is None else now + absolute_timeout
 
-    def _written(self, pending: PendingWrite) -> None:
-        self.meta = self._stored_meta = pending.meta
-        self._stored_payload = pending.payload
+    def _written(self, pending: PendingWrite, version: str | None) -> None:
+        """Keep what a save stored, to tell what the next one changes; ``version`` None:
+        the engine left the write out, and what it stores is still what was loaded."""
+        self.meta = pending.meta
+        if version is not None:
+            self._stored_meta, self._stored_payload = pending.meta, pending.payload
+            self._stored_version = version
 
     def save(self, must_create: bool = False) -> None:
         key = self.session_key
@@ -563,8 +567,7 @@ class SecureSessionBase(SessionBase):
             return self.create()
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         pending = self._prepare(key, data, must_create, self._uncapped_age())
-        self._write(pending, must_create)
-        self._written(pending)
+        self._written(pending, self._write(pending, must_create))
         return None
 
     async def asave(self, must_create: bool = False) -> None:
@@ -573,8 +576,7 @@ class SecureSessionBase(SessionBase):
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
         pending = self._prepare(key, data, must_create, await self._auncapped_age())
-        await self._awrite(pending, must_create)
-        self._written(pending)
+        self._written(pending, await self._awrite(pending, must_create))
         return None
 
     def create(self) -> None:
@@ -654,13 +656,11 @@ class SecureSessionBase(SessionBase):
         ``UpdateError`` (like ``save``) if the session was deleted meanwhile.
         """
         pending = self._prepare_touch(self._uncapped_age())
-        self._write(pending, must_create=False)
-        self._written(pending)
+        self._written(pending, self._write(pending, must_create=False))
 
     async def atouch(self) -> None:
         pending = self._prepare_touch(await self._auncapped_age())
-        await self._awrite(pending, must_create=False)
-        self._written(pending)
+        self._written(pending, await self._awrite(pending, must_create=False))
 
     def _prepare_touch(self, age: int) -> PendingWrite:
         key, meta = self.session_key, self.meta
@@ -742,14 +742,15 @@ class SecureSessionBase(SessionBase):
     async def _aread(self, session_id: str) -> StoredRecord | None:
         raise NotImplementedError
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> None:
+    def _write(self, pending: PendingWrite, must_create: bool) -> str | None:
         """Write ``pending``: insert-if-absent (else ``CreateError``) when
         ``must_create``, otherwise update-if-present (else ``UpdateError``), so a
         session deleted meanwhile is never brought back. What didn't change is not
-        written (see ``PendingWrite``)."""
+        written (see ``PendingWrite``). Returns the version of the record now stored
+        (see ``StoredRecord``), or None if the engine left the write out."""
         raise NotImplementedError
 
-    async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> str | None:
         raise NotImplementedError
 
     def _remove(self, session_id: str) -> None:

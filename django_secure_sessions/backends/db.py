@@ -32,6 +32,10 @@ from .base import (
     unsign,
 )
 
+# The db engine writes each column alone, so it needs no version of a record to tell
+# whether a concurrent request rewrote it (see StoredRecord).
+_NO_VERSION: Final = ""
+
 # The columns a load reads, in the order of _meta_from_row().
 _COLUMNS: Final = (
     "data",
@@ -225,7 +229,7 @@ class SessionStore(SecureSessionBase):
         rows = [row async for row in _stored(session_id).values_list(*_COLUMNS)[:1]]
         return _record(session_id, rows[0] if rows else None)
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> None:
+    def _write(self, pending: PendingWrite, must_create: bool) -> str:
         if must_create:
             using = router.db_for_write(SecureSession)
             # A lone INSERT in autocommit mode is atomic; inside the caller's
@@ -243,8 +247,9 @@ class SessionStore(SecureSessionBase):
         elif not _live(pending.session_id).update(**self._update_columns(pending)):
             # Deleted (revoked, logged out) or expired meanwhile: never re-create it.
             raise UpdateError
+        return _NO_VERSION
 
-    async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> str:
         if must_create:
             try:
                 await _new_row(pending).asave(
@@ -254,6 +259,7 @@ class SessionStore(SecureSessionBase):
                 raise CreateError from exc
         elif not await _live(pending.session_id).aupdate(**self._update_columns(pending)):
             raise UpdateError
+        return _NO_VERSION
 
     @staticmethod
     def _insert(pending: PendingWrite, using: str) -> None:

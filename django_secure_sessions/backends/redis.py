@@ -353,6 +353,15 @@ def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool, loaded: st
     return _Save(names, args, _version(record))
 
 
+def _saved(result: Any, must_create: bool, call: _Save) -> str | None:
+    """The version the save script wrote, or None if it left the write out."""
+    if not result:
+        # create: the key exists already; update: the session was deleted (revoked,
+        # logged out) or expired meanwhile, and must stay that way.
+        raise CreateError if must_create else UpdateError
+    return call.version if result == 1 else None
+
+
 def _read_failed(session_id: str) -> None:
     # Fail closed: without storage we can't tell a valid session from a forged one,
     # so the request goes on without a session; the stored one is left untouched.
@@ -399,26 +408,17 @@ class SessionStore(SecureSessionBase):
             return None
         return None if found is None else _parse(session_id, found)
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> None:
+    def _write(self, pending: PendingWrite, must_create: bool) -> str | None:
         connection = _connection()
         call = _save_call(connection.keys, pending, must_create, self._stored_version)
-        self._saved(_run(connection.client, _SAVE, call.names, call.args), must_create, call)
+        return _saved(_run(connection.client, _SAVE, call.names, call.args), must_create, call)
 
-    async def _awrite(self, pending: PendingWrite, must_create: bool) -> None:
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> str | None:
         client = _async_client()
         if client is None:
             return await sync_to_async(self._write)(pending, must_create)
         call = _save_call(_connection().keys, pending, must_create, self._stored_version)
-        self._saved(await _arun(client, _SAVE, call.names, call.args), must_create, call)
-        return None
-
-    def _saved(self, result: Any, must_create: bool, call: _Save) -> None:
-        if not result:
-            # create: the key exists already; update: the session was deleted (revoked,
-            # logged out) or expired meanwhile, and must stay that way.
-            raise CreateError if must_create else UpdateError
-        if result == 1:
-            self._stored_version = call.version
+        return _saved(await _arun(client, _SAVE, call.names, call.args), must_create, call)
 
     def _remove(self, session_id: str) -> None:
         self.remove_session(session_id)
