@@ -16,11 +16,11 @@ from django.db.models import Model
 from django.http import HttpRequest
 
 from . import signals
-from .backends.base import SecureSessionBase, SessionInfo
+from .backends.base import SESSION_ID_LENGTH, SecureSessionBase, SessionInfo
 
 logger = logging.getLogger("django_secure_sessions")
 
-_SESSION_ID_RE: Final = re.compile(r"[0-9a-f]{64}")
+_SESSION_ID_RE: Final = re.compile(f"[0-9a-f]{{{SESSION_ID_LENGTH}}}")
 
 Keep = str | SessionBase | Iterable[str | SessionBase] | None
 

@@ -14,7 +14,7 @@ class SecureSession(models.Model):
     ``backends.base.session_id_for_key``): the key itself is never stored.
     """
 
-    id = models.CharField(_("session id"), max_length=64, primary_key=True, editable=False)
+    id = models.CharField(_("session id"), max_length=40, primary_key=True, editable=False)
     # Signed JSON (signature + payload), see backends.base.sign().
     data = models.TextField(_("session data"))
     # No database constraint: a session may outlive a deleted user by a moment, and a
@@ -36,7 +36,7 @@ class SecureSession(models.Model):
     absolute_expiry = models.DateTimeField(_("absolute expiry"), null=True, blank=True)
     expire_date = models.DateTimeField(_("expires"), db_index=True)
     ip = models.CharField(_("IP address"), max_length=64, blank=True)
-    ua_digest = models.CharField(_("user agent digest"), max_length=64, blank=True)
+    ua_digest = models.CharField(_("user agent digest"), max_length=32, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
     browser = models.CharField(_("browser"), max_length=128, blank=True)
     os = models.CharField(_("operating system"), max_length=128, blank=True)

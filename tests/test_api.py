@@ -25,7 +25,7 @@ from django_secure_sessions import (
     revoke_session,
     revoke_user_sessions,
 )
-from django_secure_sessions.backends.base import USER_ID_KEY, SecureSessionBase
+from django_secure_sessions.backends.base import SESSION_ID_LENGTH, USER_ID_KEY, SecureSessionBase
 from django_secure_sessions.signals import session_revoked
 from tests.marks import async_test
 from tests.sessions import (
@@ -236,14 +236,14 @@ def test_revoking_never_signals_or_logs_the_key(
 MALFORMED_IDS = {
     "empty": "",
     "short": "abc",
-    "63-hex": "a" * 63,
-    "65-hex": "a" * 65,
-    "uppercase": "A" * 64,
-    "not-hex": "g" * 64,
-    "glob": "*" * 64,
-    "path": "../" * 21 + "x",
+    "one-hex-digit-short": "a" * (SESSION_ID_LENGTH - 1),
+    "one-hex-digit-long": "a" * (SESSION_ID_LENGTH + 1),
+    "uppercase": "A" * 40,
+    "not-hex": "g" * 40,
+    "glob": "*" * 40,
+    "path": "../" * 13 + "x",
     "10-kb": "a" * 10240,
-    "non-ascii": "é" * 64,
+    "non-ascii": "é" * 40,
 }
 
 
@@ -266,7 +266,7 @@ def test_revoke_session_with_the_key_instead_of_the_id_revokes_nothing(
     session = logged_in(store_class, user)
 
     assert revoke_session(session.session_key or "") is False
-    assert revoke_session("0" * 64) is False  # well formed, unknown
+    assert revoke_session("0" * 40) is False  # well formed, unknown
 
     assert is_live(store_class, session)
 
@@ -276,7 +276,7 @@ def test_revoke_session_with_the_key_instead_of_the_id_revokes_nothing(
 KEEPS: dict[str, Callable[[SecureSessionBase], Any]] = {
     "session": lambda session: session,
     "session-id": lambda session: session.session_id,
-    "list": lambda session: [session.session_id, "f" * 64],
+    "list": lambda session: [session.session_id, "f" * 40],
     "none": lambda session: None,
 }
 
@@ -375,7 +375,7 @@ def test_the_number_of_queries_is_bounded(
 
 CALLS: dict[str, Callable[[AbstractBaseUser], object]] = {
     "list_user_sessions": list_user_sessions,
-    "revoke_session": lambda user: revoke_session("0" * 64),
+    "revoke_session": lambda user: revoke_session("0" * 40),
     "revoke_user_sessions": revoke_user_sessions,
 }
 

@@ -43,7 +43,7 @@ from tests.marks import async_test
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 NEW_PASSWORD = "a brand new passphrase, long enough"
-# A session key: 32 lowercase letters and digits (the public ids are 64 hex digits).
+# A session key: 32 lowercase letters and digits (the public ids are 40 hex digits).
 KEY_SHAPE = re.compile(r"\b[a-z0-9]{32}\b")
 
 

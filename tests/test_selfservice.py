@@ -165,7 +165,7 @@ def test_a_user_without_other_sessions_has_no_sign_out_everywhere_else(
 
 def test_anonymous_visitors_go_to_log_in(browsers: Browsers, make_user: MakeUser) -> None:
     visitor = browsers.open()
-    for path in (LIST, REVOKE_OTHERS, revoke_url("0" * 64)):
+    for path in (LIST, REVOKE_OTHERS, revoke_url("0" * 40)):
         assert redirect_target(visitor.get(path)) == (LOGIN_URL, {"next": [path]})
         assert redirect_target(visitor.post(path))[0] == LOGIN_URL
     sign_in(visitor, make_user())  # so that a key is checked for, too
@@ -264,7 +264,7 @@ def test_another_users_session_is_a_404_and_stays(people: People, method: str) -
 
 @pytest.mark.parametrize(
     "made_up",
-    ["f" * 64, "not-an-id", "0" * 63],
+    ["f" * 40, "not-an-id", "0" * 39],
     ids=["unknown", "malformed", "short"],
 )
 def test_an_unknown_session_is_a_404(people: People, made_up: str) -> None:

@@ -25,7 +25,12 @@ from django.test.utils import override_settings
 from hypothesis import strategies as st
 
 from django_secure_sessions import list_user_sessions
-from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key, sign
+from django_secure_sessions.backends.base import (
+    SIGNATURE_LENGTH,
+    USER_ID_KEY,
+    session_id_for_key,
+    sign,
+)
 from tests.factories import PASSWORD
 from tests.marks import async_test
 from tests.sessions import (
@@ -234,7 +239,7 @@ class Scene:
             return data_json
         stored = self.storage.signed(self.victim_id)
         assert isinstance(stored, bytes)
-        meta = json.dumps(json.loads(stored[64:])[0], separators=(",", ":"))
+        meta = json.dumps(json.loads(stored[SIGNATURE_LENGTH:])[0], separators=(",", ":"))
         return f"[{meta},{data_json}]"
 
     def signed(self, payload: str, *, part: str | None = None) -> str:
@@ -260,7 +265,9 @@ CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     "garbage": lambda scene: "not a session record at all",
     "empty": lambda scene: "",
     "unsigned-json": lambda scene: scene.shaped('{"_auth_user_id":"1"}'),
-    "forged-signature": lambda scene: "A" * 64 + scene.shaped('{"_auth_user_id":"1"}'),
+    "forged-signature": lambda scene: (
+        "A" * SIGNATURE_LENGTH + scene.shaped('{"_auth_user_id":"1"}')
+    ),
     "signed-with-another-secret": other_secret,
     "signed-as-another-part": other_part,
     "pickle": lambda scene: scene.pickle(0).decode("ascii"),

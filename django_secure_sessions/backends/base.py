@@ -64,8 +64,22 @@ DJANGO_SESSION_KEYS: Final = frozenset(
 _KEY_RE: Final = re.compile(f"[{re.escape(VALID_KEY_CHARS)}]{{32}}")
 KEY_LENGTH: Final = 32
 
-# A signature is a keyed BLAKE2b-256 in hex.
-SIGNATURE_LENGTH: Final = 64
+# The digests are no longer than they need to be (see session_id_for_key and
+# _keyed_states): they are in every row, index entry and Redis key, and the size of those
+# is what the cost of storing and cleaning up follows.
+#
+# A session id is a BLAKE2b-160, 40 hex digits: never the shape of a key (32 letters and
+# digits), so an id in a log or a page can't be taken for a leaked key, nor a key for
+# an id.
+SESSION_ID_LENGTH: Final = 40
+# A signature is a keyed BLAKE2b-128, 32 hex digits.
+_SIGNATURE_SIZE: Final = 16
+SIGNATURE_LENGTH: Final = 2 * _SIGNATURE_SIZE
+
+# Copied for every id: cheaper than a new hash object with its parameters each time.
+_SESSION_ID_STATE: Final = hashlib.blake2b(
+    digest_size=SESSION_ID_LENGTH // 2, person=b"dss/session-id"
+)
 
 
 def is_valid_session_key(key: object) -> bool:
@@ -75,16 +89,21 @@ def is_valid_session_key(key: object) -> bool:
 def session_id_for_key(session_key: str) -> str:
     """The digest under which a session is stored; also its public ``SessionInfo.id``.
 
-    SHA-256 is one-way, so a leaked database or Redis dump, or an id shown in a page,
-    gives nothing that can be sent back as a cookie. No secret is mixed in on purpose:
-    the key already carries about 165 random bits, so a keyed hash would not make
-    guessing any harder, and a storage id that does not depend on SECRET_KEY keeps
-    every session reachable in one lookup when the secret is rotated. The prefix
-    separates this digest from any other use of SHA-256 over the same key.
+    BLAKE2b is one-way, so a leaked database or Redis dump, or an id shown in a page,
+    gives nothing that can be sent back as a cookie: finding any key with a given id
+    takes about 2**160 tries. Two live keys would share an id only by a collision (an
+    even chance needs about 2**80 sessions), and even then the second one's creation
+    is refused as a conflict (Django then draws another key), never merged.
+
+    No secret is mixed in on purpose: the key already carries about 165 random bits,
+    so a keyed hash would not make guessing any harder, and a storage id that does not
+    depend on SECRET_KEY keeps every session reachable in one lookup when the secret is
+    rotated. The personalization separates this digest from any other use of BLAKE2b
+    over the same key.
     """
-    return hashlib.sha256(
-        b"django-secure-sessions/session-id\x00" + session_key.encode()
-    ).hexdigest()
+    digest = _SESSION_ID_STATE.copy()
+    digest.update(session_key.encode())
+    return digest.hexdigest()
 
 
 def _derive_key(secret: str | bytes) -> bytes:
@@ -110,9 +129,12 @@ def _keyed_states() -> list[Any]:
     if not _signers:
         secrets = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
         # BLAKE2b in keyed mode is a MAC by design (no HMAC construction needed), and
-        # about twice as fast as HMAC-SHA256: it runs on every load.
+        # about twice as fast as HMAC-SHA256: it runs on every load. A 128-bit tag, as
+        # in AES-GCM or Poly1305: a forgery has one chance in 2**128 per try, and every
+        # failed try is a refused session and a log line.
         _signers.extend(
-            hashlib.blake2b(key=_derive_key(secret), digest_size=32) for secret in secrets
+            hashlib.blake2b(key=_derive_key(secret), digest_size=_SIGNATURE_SIZE)
+            for secret in secrets
         )
     return _signers
 

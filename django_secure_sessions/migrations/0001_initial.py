@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                     "id",
                     models.CharField(
                         editable=False,
-                        max_length=64,
+                        max_length=40,
                         primary_key=True,
                         serialize=False,
                         verbose_name="session id",
@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
                 ("ip", models.CharField(blank=True, max_length=64, verbose_name="IP address")),
                 (
                     "ua_digest",
-                    models.CharField(blank=True, max_length=64, verbose_name="user agent digest"),
+                    models.CharField(blank=True, max_length=32, verbose_name="user agent digest"),
                 ),
                 (
                     "user_agent",
