@@ -254,6 +254,53 @@ def test_db_batches_take_every_session_that_expired_in_the_same_second(
     assert stored(storage, users) == set()
 
 
+def cleanup_setting() -> str:
+    """What the db engine's cleanup changes for its own batches: SQLite's page cache,
+    PostgreSQL's synchronous_commit."""
+    query = "PRAGMA cache_size" if connection.vendor == "sqlite" else "SHOW synchronous_commit"
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        (value,) = cursor.fetchone()
+    return str(value)
+
+
+@pytest.mark.parametrize("engine", ["db"], indirect=True)
+@pytest.mark.parametrize("project_cache", [None, -200_000], ids=["default-cache", "large-cache"])
+def test_db_cleanup_leaves_the_connection_as_it_found_it(
+    expired_and_live: dict[User, tuple[str, str]], storage: Storage, project_cache: int | None
+) -> None:
+    # In the test's transaction, as inside any caller's: PostgreSQL's durability is
+    # never relaxed there (it would cover the caller's own writes). On SQLite, a cache
+    # the project set larger is kept, and the one the cleanup enlarged is given back.
+    if project_cache is not None:
+        if connection.vendor != "sqlite":
+            pytest.skip("a page cache the project set: SQLite only")
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {project_cache}")
+    before = cleanup_setting()
+
+    run("clearsecuresessions", "--batch-size", "2")
+
+    assert cleanup_setting() == before
+    live = {session_id_for_key(live_key) for _, live_key in expired_and_live.values()}
+    assert stored(storage, expired_and_live) == live
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("engine", ["db"], indirect=True)
+def test_db_cleanup_in_autocommit_removes_what_expired_and_leaves_the_connection_as_it_was(
+    expired_and_live: dict[User, tuple[str, str]], storage: Storage
+) -> None:
+    before = cleanup_setting()
+
+    output = run("clearsecuresessions", "--batch-size", "2")
+
+    assert output.splitlines()[-1] == "Removed 5 expired entries in all."
+    assert cleanup_setting() == before
+    live = {session_id_for_key(live_key) for _, live_key in expired_and_live.values()}
+    assert stored(storage, expired_and_live) == live
+
+
 @pytest.mark.usefixtures("engine")
 def test_clearsecuresessions_dry_run_counts_and_changes_nothing(
     expired_and_live: dict[User, tuple[str, str]], storage: Storage
