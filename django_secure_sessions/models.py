@@ -15,8 +15,9 @@ class SecureSession(models.Model):
     """
 
     id = models.CharField(_("session id"), max_length=40, primary_key=True, editable=False)
-    # Signed JSON (signature + payload), see backends.base.sign().
-    data = models.TextField(_("session data"))
+    # Signed JSON (signature + payload, see backends.base.sign()), compressed with zlib
+    # (see backends.db.signed_text()).
+    data = models.BinaryField(_("session data"))
     # No database constraint: a session may outlive a deleted user by a moment, and a
     # save must not fail because of it. Deleting a user through the ORM still deletes
     # their sessions (on_delete runs in Python).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from django.http import HttpResponseBase
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from django_secure_sessions.backends import db as db_engine
 from django_secure_sessions.backends.base import USER_ID_KEY, SecureSessionBase
 from django_secure_sessions.models import SecureSession
 from tests.factories import PASSWORD
@@ -134,6 +136,9 @@ class Storage:
             for table in connection.introspection.table_names(cursor):
                 cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
                 parts.extend(repr(row) for row in cursor.fetchall())
+        # The db engine's data, as it reads it: compression would hide a key in it.
+        stored = SecureSession.objects.values_list("data", flat=True)
+        parts.extend(repr(db_engine.signed_text(data)) for data in stored)
         for name in self.redis_client.scan_iter() if self.redis_client else ():
             parts.append(f"{name!r} {self._redis_value(name)!r}")
         return "\n".join(parts)
@@ -145,17 +150,21 @@ class Storage:
         return "data" if self.redis_client is None else "record"
 
     def signed(self, session_id: str) -> str | bytes | None:
-        """The stored signed part: the db engine's data column, the redis record."""
+        """The stored signed part: the db engine's data column (decompressed), the
+        redis record."""
         if self.redis_client is None:
             row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
-            return row.first()
+            stored = row.first()
+            return None if stored is None else db_engine.signed_text(stored)
         value: bytes | str | None = self.client.hget(REDIS_SESSION_PREFIX + session_id, "r")
         return value
 
     def overwrite(self, session_id: str, value: str | bytes) -> None:
-        """Replace the stored signed part of a record (see ``signed``)."""
+        """Replace the stored signed part of a record (see ``signed``). On the db
+        engine, text is stored as the engine stores it (compressed), bytes as they are."""
         if self.redis_client is None:
-            assert SecureSession.objects.filter(pk=session_id).update(data=value) == 1
+            column = zlib.compress(value.encode()) if isinstance(value, str) else value
+            assert SecureSession.objects.filter(pk=session_id).update(data=column) == 1
         else:
             name = REDIS_SESSION_PREFIX + session_id
             assert self.redis_client.exists(name)

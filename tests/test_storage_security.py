@@ -11,10 +11,12 @@ import json
 import logging
 import pickle
 import re
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import hypothesis
 import pytest
@@ -31,6 +33,7 @@ from django_secure_sessions.backends.base import (
     session_id_for_key,
     sign,
 )
+from django_secure_sessions.models import SecureSession
 from tests.factories import PASSWORD
 from tests.marks import async_test
 from tests.sessions import (
@@ -279,8 +282,8 @@ CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     "replayed-from-an-admin-session": lambda scene: scene.storage.signed(scene.admin_id),
 }
 
-# Redis only: bytes (a text column holds none), and the record, [meta, data], correctly
-# signed but malformed.
+# Redis only: bytes that are no record, and the record, [meta, data], correctly signed but
+# malformed. (What the db engine's data column can hold wrongly is in DB_CORRUPTIONS.)
 REDIS_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     "binary-pickle": lambda scene: scene.pickle(5),
     "non-utf8": lambda scene: b"\xff\xfe\x80 not UTF-8",
@@ -291,14 +294,37 @@ REDIS_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     ),
 }
 
-ENGINE_CORRUPTIONS = [
-    pytest.param(engine, corrupt, id=f"{engine}-{name}")
-    for engine in ("db", "redis")
-    for name, corrupt in CORRUPTIONS.items()
-] + [
-    pytest.param("redis", corrupt, id=f"redis-{name}")
-    for name, corrupt in REDIS_CORRUPTIONS.items()
-]
+
+def victims_column(scene: Scene) -> bytes:
+    """The victim's data column as the db engine stored it (compressed)."""
+    stored = SecureSession.objects.filter(pk=scene.victim_id).values_list("data", flat=True)
+    return bytes(stored.get())
+
+
+BOMB_BYTES: Final = 64 * 1024 * 1024
+
+# db only: the data column, compressed signed JSON, broken in its compression (these
+# values are written to the column as they are).
+DB_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
+    "not-compressed": lambda scene: scene.signed('{"cart":[]}').encode(),
+    "compressed-non-utf8": lambda scene: zlib.compress(b"\xff\xfe\x80 not UTF-8"),
+    "truncated-compression": lambda scene: victims_column(scene)[:-4],
+    "bytes-after-the-compressed-stream": lambda scene: victims_column(scene) + b"x",
+    "decompression-bomb": lambda scene: zlib.compress(b"0" * BOMB_BYTES),
+}
+
+ENGINE_CORRUPTIONS = (
+    [
+        pytest.param(engine, corrupt, id=f"{engine}-{name}")
+        for engine in ("db", "redis")
+        for name, corrupt in CORRUPTIONS.items()
+    ]
+    + [pytest.param("db", corrupt, id=f"db-{name}") for name, corrupt in DB_CORRUPTIONS.items()]
+    + [
+        pytest.param("redis", corrupt, id=f"redis-{name}")
+        for name, corrupt in REDIS_CORRUPTIONS.items()
+    ]
+)
 
 
 @pytest.fixture
@@ -347,6 +373,24 @@ def test_a_corrupt_record_is_no_session(
     store.save()  # a fresh session, not the corrupt one
     assert store.session_key not in {None, scene.victim_key}
     assert loaded(store_class, scene.admin_key)["admin_ui"] is True
+
+
+@pytest.mark.parametrize("engine", ["db"], indirect=True)
+def test_a_decompression_bomb_costs_no_more_memory_than_a_session_may_take(
+    store_class: StoreClass, scene: Scene
+) -> None:
+    scene.storage.overwrite(scene.victim_id, zlib.compress(b"0" * BOMB_BYTES))
+
+    tracemalloc.start()
+    try:
+        store = loaded(store_class, scene.victim_key)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert store.session_key is None
+    # It stops inflating at the bound (1 MiB by default), not at the bomb's 64 MiB.
+    assert peak < 4 * 1024 * 1024
 
 
 def test_the_pickle_payload_used_above_is_armed(tmp_path: Path) -> None:

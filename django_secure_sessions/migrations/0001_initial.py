@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                         verbose_name="session id",
                     ),
                 ),
-                ("data", models.TextField(verbose_name="session data")),
+                ("data", models.BinaryField(verbose_name="session data")),
                 ("created", models.DateTimeField(verbose_name="created")),
                 ("last_activity", models.DateTimeField(verbose_name="last activity")),
                 (
