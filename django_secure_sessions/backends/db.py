@@ -300,9 +300,10 @@ class SessionStore(SecureSessionBase):
     storage_errors = (DatabaseError,)
     # Rows deleted per batch (one transaction): few enough that a batch holds locks for
     # a fraction of a second (SQLite's covers the whole database: about 0.3 s), enough
-    # that the batches' commits, each a flush to disk, add little to one DELETE of
-    # everything (benchmarks/cleanup.py: with 10,000, they added about 15% on PostgreSQL
-    # and 50% on SQLite). No batch holds its rows in memory.
+    # that the batches' commits add little to one DELETE of everything (on SQLite each
+    # is a flush to disk: with 10,000 rows they added about 50%, benchmarks/cleanup.py;
+    # on PostgreSQL they don't wait for it, see _cleanup_transaction). No batch holds
+    # its rows in memory.
     expired_batch_size = 50_000
 
     def _read(self, session_id: str) -> StoredRecord | None:
