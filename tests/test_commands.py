@@ -272,18 +272,34 @@ def test_db_cleanup_leaves_the_connection_as_it_found_it(
     # In the test's transaction, as inside any caller's: PostgreSQL's durability is
     # never relaxed there (it would cover the caller's own writes). On SQLite, a cache
     # the project set larger is kept, and the one the cleanup enlarged is given back.
-    if project_cache is not None:
-        if connection.vendor != "sqlite":
-            pytest.skip("a page cache the project set: SQLite only")
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {project_cache}")
-    before = cleanup_setting()
+    if project_cache is not None and connection.vendor != "sqlite":
+        pytest.skip("a page cache the project set: SQLite only")
+    with sqlite_page_cache(project_cache):
+        before = cleanup_setting()
 
-    run("clearsecuresessions", "--batch-size", "2")
+        run("clearsecuresessions", "--batch-size", "2")
 
-    assert cleanup_setting() == before
+        assert cleanup_setting() == before
     live = {session_id_for_key(live_key) for _, live_key in expired_and_live.values()}
     assert stored(storage, expired_and_live) == live
+
+
+@contextmanager
+def sqlite_page_cache(size: int | None) -> Iterator[None]:
+    """SQLite's page cache set to ``size`` as a project would (None: left as it is),
+    then put back for the tests that share the connection."""
+    if size is None:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        (previous,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA cache_size = {size}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {previous}")
 
 
 @pytest.mark.django_db(transaction=True)
