@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Final
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
 from django.core.signals import setting_changed
@@ -818,6 +819,13 @@ class SecureSessionBase(SessionBase):
     def clear_expired(cls) -> None:
         for _ in cls.expired_batches():
             pass
+
+    @classmethod
+    async def aclear_expired(cls) -> None:
+        # The same batches, in a thread: each batch is a transaction (the async ORM
+        # can't open one) with the connection settings the engine asks for, and a
+        # maintenance job gains nothing from running on the event loop.
+        await sync_to_async(cls.clear_expired)()
 
     @classmethod
     def expired_batches(

@@ -258,12 +258,12 @@ def _page_cache_for_bulk_delete(using: str) -> Iterator[None]:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA cache_size")
         (previous,) = cursor.fetchone()
-        cursor.execute("PRAGMA page_size")
-        (page_size,) = cursor.fetchone()
-        # A positive cache_size counts pages, a negative one KiB. A cache the project
+        # A negative cache_size counts KiB, a positive one pages. A cache the project
         # made larger is left as it is.
-        previous_kib = -previous if previous < 0 else previous * page_size // 1024
-        enlarge = previous_kib < _SQLITE_CLEANUP_CACHE_KIB
+        if previous > 0:
+            cursor.execute("PRAGMA page_size")
+            previous = -previous * cursor.fetchone()[0] // 1024
+        enlarge = -previous < _SQLITE_CLEANUP_CACHE_KIB
         if enlarge:
             cursor.execute(f"PRAGMA cache_size = -{_SQLITE_CLEANUP_CACHE_KIB}")
     try:
@@ -405,10 +405,6 @@ class SessionStore(SecureSessionBase):
                 if not nth:
                     return
                 done = nth[0]
-
-    @classmethod
-    async def aclear_expired(cls) -> None:
-        await _sessions(write=True).filter(expire_date__lte=_retained()).adelete()
 
     @classmethod
     def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:

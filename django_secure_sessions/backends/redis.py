@@ -458,10 +458,6 @@ class SessionStore(SecureSessionBase):
                 yield sum(pipe.execute())
 
     @classmethod
-    async def aclear_expired(cls) -> None:
-        await sync_to_async(cls.clear_expired)()
-
-    @classmethod
     def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:
         connection = _connection()
         start = len(connection.keys.session_prefix)
