@@ -104,8 +104,14 @@ def add_to_cart_while_revoked(request: HttpRequest) -> HttpResponse:
     return HttpResponse("added")
 
 
+def end_now(request: HttpRequest) -> HttpResponse:
+    request.session.set_expiry(-10)
+    return HttpResponse("ended")
+
+
 urlpatterns = [
     path("cart/", read_cart),
+    path("end-now/", end_now),
     path("password/", store_password),
     path("grow/", grow_session),
     path("add-while-revoked/", add_to_cart_while_revoked),
@@ -275,6 +281,57 @@ def test_set_expiry_none_restores_the_default(store_class: StoreClass) -> None:
 
     assert "_session_expiry" not in loaded(store_class, store.session_key)
     assert store.get_expiry_age() == TWO_WEEKS
+
+
+PAST_EXPIRIES: dict[str, Any] = {
+    "negative seconds": -10,
+    "negative timedelta": timedelta(seconds=-10),
+    "past datetime": START - timedelta(seconds=10),
+    "now": START,
+}
+
+
+@pytest.mark.parametrize("value", PAST_EXPIRIES.values(), ids=PAST_EXPIRIES.keys())
+def test_an_expiry_in_the_past_ends_the_session_at_once(
+    store_class: StoreClass, storage: Storage, frozen: time_machine.TimeMachineFixture, value: Any
+) -> None:
+    store = saved(store_class, {"cart": ["book"]})
+    key = store.session_key
+
+    store.set_expiry(value)
+    store.save()
+
+    assert storage.session_ids() == set()  # removed, not kept for the cleanup
+    assert dict(loaded(store_class, key).items()) == {}
+    assert loaded(store_class, key).session_key is None
+
+
+def test_a_new_session_saved_with_a_past_expiry_is_never_stored(
+    store_class: StoreClass, storage: Storage, frozen: time_machine.TimeMachineFixture
+) -> None:
+    store = store_class()
+    store["cart"] = ["book"]
+    store.set_expiry(-10)
+    store.save()
+    store.save()  # saving again (as Django's SessionMiddleware may) is not an error
+
+    assert storage.session_ids() == set()
+    assert dict(loaded(store_class, store.session_key).items()) == {}
+
+
+@on_this_module_urls
+def test_an_expiry_in_the_past_deletes_the_cookie(store_class: StoreClass) -> None:
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = saved(
+        store_class, {"cart": ["book"]}
+    ).session_key
+
+    response = client.get("/end-now/")
+
+    assert response.status_code == 200
+    cookie = response.cookies[settings.SESSION_COOKIE_NAME]
+    assert cookie.value == "" or int(cookie["max-age"]) <= 0
+    assert client.get("/cart/").content == b""
 
 
 def test_a_session_past_its_expiry_does_not_load(
@@ -450,6 +507,23 @@ async def test_async_flush(store_class: StoreClass) -> None:
 
     assert dict(await store.aitems()) == {}
     assert store.session_key is None
+    assert (await aloaded(store_class, key)).session_key is None
+
+
+@async_test
+@pytest.mark.parametrize("value", PAST_EXPIRIES.values(), ids=PAST_EXPIRIES.keys())
+async def test_async_an_expiry_in_the_past_ends_the_session_at_once(
+    store_class: StoreClass, storage: Storage, frozen: time_machine.TimeMachineFixture, value: Any
+) -> None:
+    store = store_class()
+    await store.aset("cart", ["book"])
+    await store.asave()
+    key = store.session_key
+
+    await store.aset_expiry(value)
+    await store.asave()
+
+    assert await sync_to_async(storage.session_ids)() == set()
     assert (await aloaded(store_class, key)).session_key is None
 
 

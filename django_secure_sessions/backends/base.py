@@ -341,6 +341,10 @@ class PendingWrite:
     meta: SessionMeta
     meta_changed: bool
     payload: str
+    # The session's age is zero or less (set_expiry() with a past date or a negative
+    # number): it ends now, so the save removes it. A session that reached its idle or
+    # absolute deadline meanwhile is not this: its write is refused (UpdateError).
+    ends_at_once: bool = False
 
 
 class SecureSessionBase(SessionBase):
@@ -476,7 +480,8 @@ class SecureSessionBase(SessionBase):
         """When storage should end a session written now: its cookie age, or sooner
         at its idle or absolute deadline."""
         limit = timeouts.deadline(meta, conf.IDLE_TIMEOUT)
-        expires = now + max(age, 1)
+        # An age of zero or less ends the session now (see PendingWrite.ends_at_once).
+        expires = now + age
         return expires if limit is None else min(expires, limit)
 
     # -- loading ----------------------------------------------------------------------
@@ -565,7 +570,7 @@ class SecureSessionBase(SessionBase):
         meta.expires = self._expires(meta, now, age)
         changed = must_create or payload != self._stored_payload
         meta_changed = not meta.same_except_activity(self._stored_meta)
-        return PendingWrite(session_id_for_key(key), changed, meta, meta_changed, payload)
+        return PendingWrite(session_id_for_key(key), changed, meta, meta_changed, payload, age <= 0)
 
     @staticmethod
     def _stamp_authentication(meta: SessionMeta, now: int) -> None:
@@ -590,7 +595,7 @@ class SecureSessionBase(SessionBase):
             return self.create()
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         pending = self._prepare(key, data, must_create, self._uncapped_age())
-        self._written(pending, self._write(pending, must_create))
+        self._store(pending, must_create)
         return None
 
     async def asave(self, must_create: bool = False) -> None:
@@ -599,8 +604,24 @@ class SecureSessionBase(SessionBase):
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
         pending = self._prepare(key, data, must_create, await self._auncapped_age())
-        self._written(pending, await self._awrite(pending, must_create))
+        await self._astore(pending, must_create)
         return None
+
+    def _store(self, pending: PendingWrite, must_create: bool) -> None:
+        if pending.ends_at_once:
+            # Removed rather than stored: no load would accept it, and the cleanup
+            # would keep it EXPIRY_GRACE longer for nothing.
+            self._remove(pending.session_id)
+            self._forget()
+        else:
+            self._written(pending, self._write(pending, must_create))
+
+    async def _astore(self, pending: PendingWrite, must_create: bool) -> None:
+        if pending.ends_at_once:
+            await self._aremove(pending.session_id)
+            self._forget()
+        else:
+            self._written(pending, await self._awrite(pending, must_create))
 
     def create(self) -> None:
         while True:
@@ -678,12 +699,10 @@ class SecureSessionBase(SessionBase):
         overwrites data saved meanwhile by a concurrent request, and raises
         ``UpdateError`` (like ``save``) if the session was deleted meanwhile.
         """
-        pending = self._prepare_touch(self._uncapped_age())
-        self._written(pending, self._write(pending, must_create=False))
+        self._store(self._prepare_touch(self._uncapped_age()), must_create=False)
 
     async def atouch(self) -> None:
-        pending = self._prepare_touch(await self._auncapped_age())
-        self._written(pending, await self._awrite(pending, must_create=False))
+        await self._astore(self._prepare_touch(await self._auncapped_age()), must_create=False)
 
     def _prepare_touch(self, age: int) -> PendingWrite:
         key, meta = self.session_key, self.meta
@@ -693,7 +712,7 @@ class SecureSessionBase(SessionBase):
         touched = replace(meta, last_activity=now)
         touched.expires = self._expires(touched, now, age)
         return PendingWrite(
-            session_id_for_key(key), False, touched, False, self._stored_payload or ""
+            session_id_for_key(key), False, touched, False, self._stored_payload or "", age <= 0
         )
 
     # -- rotation, flush, delete ------------------------------------------------------
