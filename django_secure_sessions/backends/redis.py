@@ -37,10 +37,12 @@ import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
-from django.core.cache import caches
+from django.core.cache import InvalidCacheBackendError, caches
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
+from django_redis.cache import RedisCache
 
 from ..timeouts import EXPIRY_GRACE
 from .base import (
@@ -242,13 +244,36 @@ def _reset_connections(*, setting: str, **kwargs: Any) -> None:
         _async_clients.clear()
 
 
+def _redis_cache(alias: str) -> RedisCache:
+    """The django-redis cache named ``alias``; a clear error for any other (check E006
+    says the same, but a project may skip the checks)."""
+    try:
+        cache = caches[alias]
+    except InvalidCacheBackendError as error:
+        problem = f"CACHES has no {alias!r} entry"
+        raise ImproperlyConfigured(_CACHE_PROBLEM.format(alias=alias, problem=problem)) from error
+    if not isinstance(cache, RedisCache):
+        backend = f"{type(cache).__module__}.{type(cache).__qualname__}"
+        problem = f"that cache is {backend}"
+        raise ImproperlyConfigured(_CACHE_PROBLEM.format(alias=alias, problem=problem))
+    return cache
+
+
+_CACHE_PROBLEM: Final = (
+    "The Redis session engine reaches Redis through the cache named by "
+    "SESSION_CACHE_ALIAS ({alias!r}), which must be django-redis's "
+    "django_redis.cache.RedisCache, but {problem}."
+)
+
+
 def _connection() -> _Connection:
     if _connections:
         return _connections[0]
     alias: str = settings.SESSION_CACHE_ALIAS
+    cache = _redis_cache(alias)
     # Honour the cache's KEY_PREFIX, so projects sharing a Redis database keep their
     # per-user indexes apart.
-    cache_prefix = getattr(caches[alias], "key_prefix", "")
+    cache_prefix = cache.key_prefix
     prefix = f"{cache_prefix}:secure_sessions:" if cache_prefix else "secure_sessions:"
     connection = _Connection(get_redis_connection(alias), _Keys(prefix))
     _connections.append(connection)
