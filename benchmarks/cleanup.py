@@ -171,7 +171,7 @@ def redis_url() -> str:
 def ended_a_day_ago(record: PendingWrite) -> PendingWrite:
     """The same session, had it been made early enough to have ended a day ago."""
     meta = record.meta
-    earlier = meta.expires - meta.created + DAY
+    earlier = meta.expires - int(meta.created) + DAY
     ended = replace(
         meta,
         created=meta.created - earlier,

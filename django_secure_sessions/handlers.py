@@ -83,7 +83,9 @@ def _enforce_limit(request: HttpRequest, session: SecureSessionBase, user: Any) 
     others = [
         info for info in session.user_sessions(user_id_of(user)) if info.id != session.session_id
     ]
-    others.sort(key=lambda info: info.created, reverse=True)
+    # Most recent first, by creation to the microsecond (the id breaks a tie, so the
+    # order is the same in every process); the login in progress is never among them.
+    others.sort(key=lambda info: (info.created, info.id), reverse=True)
     if len(others) >= limit:
         keep = [info.id for info in others[: limit - 1]]
         keep.append(session.session_id or "")

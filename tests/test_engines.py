@@ -27,7 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.contrib.messages.storage.session import SessionStorage
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.core.signing import JSONSerializer
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -35,6 +35,7 @@ from django.middleware.csrf import CSRF_SESSION_KEY
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import path
+from pytest_django import Settings as SettingsWrapper
 
 from django_secure_sessions import revoke_session, revoke_user_sessions
 from django_secure_sessions.backends.base import (
@@ -321,10 +322,10 @@ def test_a_new_session_saved_with_a_past_expiry_is_never_stored(
 
 @on_this_module_urls
 def test_an_expiry_in_the_past_deletes_the_cookie(store_class: StoreClass) -> None:
+    key = saved(store_class, {"cart": ["book"]}).session_key
+    assert key is not None
     client = Client()
-    client.cookies[settings.SESSION_COOKIE_NAME] = saved(
-        store_class, {"cart": ["book"]}
-    ).session_key
+    client.cookies[settings.SESSION_COOKIE_NAME] = key
 
     response = client.get("/end-now/")
 
@@ -1376,3 +1377,38 @@ def test_db_load_and_update_are_one_query_each(
 
     assert [q.split()[0] for q in load.queries] == ["SELECT"]
     assert [q.split()[0] for q in update.queries] == ["UPDATE"]
+
+
+LOCMEM_CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "sessions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+
+
+@redis_only
+@pytest.mark.parametrize("alias", ["sessions", "missing"])
+def test_redis_a_cache_alias_that_isnt_django_redis_is_a_clear_error_at_first_use(
+    store_class: StoreClass, settings: SettingsWrapper, alias: str
+) -> None:
+    # The system checks (E006) say the same; this is for a project that skips them.
+    settings.CACHES = LOCMEM_CACHES
+    settings.SESSION_CACHE_ALIAS = alias
+    store = store_class()
+    store["cart"] = ["book"]
+
+    with pytest.raises(ImproperlyConfigured, match=f"SESSION_CACHE_ALIAS \\({alias!r}\\)"):
+        store.save()
+
+
+@redis_only
+@async_test
+async def test_redis_async_a_cache_alias_that_isnt_django_redis_is_a_clear_error(
+    store_class: StoreClass, settings: SettingsWrapper
+) -> None:
+    settings.CACHES = LOCMEM_CACHES
+    settings.SESSION_CACHE_ALIAS = "sessions"
+    store = store_class()
+    await store.aset("cart", ["book"])
+
+    with pytest.raises(ImproperlyConfigured, match=r"django_redis\.cache\.RedisCache"):
+        await store.asave()

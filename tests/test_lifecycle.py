@@ -753,6 +753,28 @@ def test_a_login_beyond_max_per_user_ends_the_oldest_session(
     assert reports.revocations() == {(first_id, "limit")}
 
 
+def test_logins_within_one_second_beyond_max_per_user_end_exactly_the_oldest(
+    user: User,
+    reports: Reports,
+    settings: SettingsWrapper,
+    time_machine: time_machine.TimeMachineFixture,
+) -> None:
+    # A script or two tabs: four logins in the same second, three sessions allowed.
+    settings.SECURE_SESSIONS_MAX_PER_USER = 3
+    time_machine.move_to(START, tick=False)
+    browsers = []
+    for _ in range(3):
+        browsers.append(browser_logging_in(user, reports))
+        time_machine.shift(0.2)
+    oldest_id = session_id_of(browsers[0])
+
+    browsers.append(browser_logging_in(user, reports))  # still within the first second
+
+    assert [signed_in_as(each, reports) for each in browsers] == ["", *[user.get_username()] * 3]
+    assert session_ids(user) == {session_id_of(each) for each in browsers[1:]}
+    assert reports.revocations() == {(oldest_id, "limit")}
+
+
 # -- logout ---------------------------------------------------------------------------------
 
 

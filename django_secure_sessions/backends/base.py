@@ -190,7 +190,7 @@ def report_corrupt(session_id: str) -> None:
     security_logger.warning("Session data corrupted or tampered with (session %s)", session_id)
 
 
-def to_datetime(epoch: int) -> datetime:
+def to_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
@@ -202,9 +202,17 @@ def now_epoch() -> int:
     return int(time.time())
 
 
+def now_precise() -> float:
+    """Now in epoch seconds to the microsecond, as a datetime column keeps it (so a
+    value read back from the database is the very same float)."""
+    return time.time_ns() // 1000 / 1_000_000
+
+
 @dataclass(slots=True)
 class SessionMeta:
-    """What is recorded about a session beside its data. Times are epoch seconds.
+    """What is recorded about a session beside its data. Times are epoch seconds;
+    ``created`` to the microsecond, so that the sessions of one user logging in several
+    times within a second still have an order (``MAX_PER_USER`` ends the oldest).
 
     ``expires`` is when the session ends: its cookie age, or sooner its idle or absolute
     deadline as of its last write (storage keeps the record ``EXPIRY_GRACE`` longer);
@@ -214,7 +222,7 @@ class SessionMeta:
     """
 
     user_id: str | None = None
-    created: int = 0
+    created: float = 0
     last_activity: int = 0
     last_auth: int | None = None
     absolute_expiry: int | None = None
@@ -657,7 +665,7 @@ class SecureSessionBase(SessionBase):
         self._ensure_loaded()
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
-        meta.created = now
+        meta.created = now_precise()
         meta.user_id = None if (uid := self.get(USER_ID_KEY)) is None else str(uid)
         self._stamp_authentication(meta, now)
         self.meta = meta

@@ -60,19 +60,23 @@ _COLUMNS: Final = (
 Row = tuple[Any, ...]
 
 
-def _epoch(value: datetime | str | None) -> int | None:
-    """Epoch seconds of a datetime column as the ORM or the database driver gives it
-    (SQLite's driver gives text; without time zone support, local time)."""
-    if value is None:
-        return None
+def _timestamp(value: datetime | str) -> float:
+    """Epoch seconds, to the microsecond, of a datetime column as the ORM or the
+    database driver gives it (SQLite's driver gives text; without time zone support,
+    local time)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None and settings.USE_TZ:
         value = value.replace(tzinfo=timezone.utc)
-    return int(value.timestamp())
+    return value.timestamp()
 
 
-def _datetime(epoch: int) -> datetime:
+def _epoch(value: datetime | str | None) -> int | None:
+    """Whole epoch seconds of a datetime column (see ``_timestamp``)."""
+    return None if value is None else int(_timestamp(value))
+
+
+def _datetime(epoch: float) -> datetime:
     """A datetime column's value: aware UTC with USE_TZ, naive local time without."""
     return to_datetime(epoch) if settings.USE_TZ else datetime.fromtimestamp(epoch)
 
@@ -85,7 +89,7 @@ def _meta_from_row(row: Row) -> SessionMeta:
     (_, user_id, created, last_activity, last_auth, absolute, expires, *client) = row
     return SessionMeta(
         None if user_id is None else str(user_id),
-        _epoch(created) or 0,
+        _timestamp(created),
         _epoch(last_activity) or 0,
         _epoch(last_auth),
         _epoch(absolute),
