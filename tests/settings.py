@@ -8,9 +8,13 @@ Environment:
 ``TEST_REDIS_URL``
     Set by the pytest plugin ``tests.redis_server`` from ``REDIS_URL`` before these settings
     are read; the default only serves tools that read them outside pytest (mypy).
+``TEST_DJANGO_SUITE_DIR``
+    Set by the pytest plugin ``tests.django_suite`` when it has brought Django's own session
+    tests: their app ``sessions_tests`` is then installed.
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -59,6 +63,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Django's own session tests (tests/django_suite.py), whose custom session model needs its
+# app installed; here, so that a command run in a subprocess by the tests finds it too.
+if DJANGO_SUITE_DIR := os.environ.get("TEST_DJANGO_SUITE_DIR"):
+    sys.path.append(DJANGO_SUITE_DIR)
+    INSTALLED_APPS.append("sessions_tests")
 
 ROOT_URLCONF = "tests.urls"
 
