@@ -49,6 +49,7 @@ SECURE_SESSION_BASE: Final = "django_secure_sessions.backends.base.SecureSession
 REDIS_SESSION_STORE: Final = REDIS_ENGINE + ".SessionStore"
 SECURE_SESSION_MIDDLEWARE: Final = "django_secure_sessions.middleware.SecureSessionMiddleware"
 AUTH_MIDDLEWARE: Final = "django.contrib.auth.middleware.AuthenticationMiddleware"
+DJANGO_SESSION_MIDDLEWARE: Final = "django.contrib.sessions.middleware.SessionMiddleware"
 DJANGO_REDIS_CACHE: Final = "django_redis.cache.RedisCache"
 # Django's default; django.contrib.sessions.serializers.JSONSerializer is an alias of
 # django.core.signing.JSONSerializer.
@@ -320,7 +321,21 @@ def _check_unknown_settings() -> Iterator[checks.CheckMessage]:
 # Deployment rules.
 
 
+def _djangos_cookie_checks_run() -> bool:
+    """Whether Django's own deploy checks of the session cookie's Secure and HttpOnly
+    flags (security.W010 to W015) run: they do when django.contrib.sessions is installed
+    or its SessionMiddleware is in MIDDLEWARE, and ours (W010, W011) would only repeat
+    them. They don't for a project with neither (a SessionMiddleware subclass of its own)."""
+    apps = getattr(settings, "INSTALLED_APPS", ())
+    middleware = getattr(settings, "MIDDLEWARE", ())
+    return (isinstance(apps, (list, tuple)) and "django.contrib.sessions" in apps) or (
+        isinstance(middleware, (list, tuple)) and DJANGO_SESSION_MIDDLEWARE in middleware
+    )
+
+
 def _check_cookie_secure() -> Iterator[checks.CheckMessage]:
+    if _djangos_cookie_checks_run():
+        return
     if not getattr(settings, "SESSION_COOKIE_SECURE", False):
         yield checks.Warning(
             "SESSION_COOKIE_SECURE is not True: browsers send the session cookie over "
@@ -332,6 +347,8 @@ def _check_cookie_secure() -> Iterator[checks.CheckMessage]:
 
 
 def _check_cookie_httponly() -> Iterator[checks.CheckMessage]:
+    if _djangos_cookie_checks_run():
+        return
     if not getattr(settings, "SESSION_COOKIE_HTTPONLY", True):
         yield checks.Warning(
             "SESSION_COOKIE_HTTPONLY is not True: JavaScript can read the session "

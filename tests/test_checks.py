@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core import checks as django_checks
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
@@ -81,12 +82,27 @@ def test_deploy_ready_settings_are_silent(deploy_ready: SettingsWrapper) -> None
 
 
 def test_deploy_checks_only_run_with_deploy(settings: SettingsWrapper) -> None:
-    settings.SESSION_COOKIE_HTTPONLY = False
+    settings.SESSION_COOKIE_DOMAIN = ".example.com"
     assert messages() == []
-    assert [message.id for message in messages(deploy=True)] == [
-        "secure_sessions.W010",
-        "secure_sessions.W011",
+    assert [message.id for message in messages(deploy=True)] == ["secure_sessions.W013"]
+
+
+class ProjectSessionMiddleware(SessionMiddleware):
+    """A project's own session middleware, which Django's cookie checks don't look for."""
+
+
+@pytest.fixture
+def without_djangos_cookie_checks(deploy_ready: SettingsWrapper) -> SettingsWrapper:
+    """No django.contrib.sessions and a SessionMiddleware subclass: Django's deploy checks
+    of the cookie flags don't run, so ours do."""
+    deploy_ready.INSTALLED_APPS = [
+        app for app in deploy_ready.INSTALLED_APPS if app != "django.contrib.sessions"
     ]
+    deploy_ready.MIDDLEWARE = [
+        f"{__name__}.ProjectSessionMiddleware" if entry == SESSION_MIDDLEWARE else entry
+        for entry in deploy_ready.MIDDLEWARE
+    ]
+    return deploy_ready
 
 
 # SESSION_ENGINE: W001, E005.
@@ -481,13 +497,33 @@ def test_django_secure_settings_are_not_w003(settings: SettingsWrapper) -> None:
 # Deployment: W010 to W015.
 
 
-def test_insecure_cookie_is_w010(deploy_ready: SettingsWrapper) -> None:
-    deploy_ready.SESSION_COOKIE_SECURE = False
+@pytest.mark.parametrize(
+    ("setting", "ours", "djangos"),
+    [("SESSION_COOKIE_SECURE", "W010", "W012"), ("SESSION_COOKIE_HTTPONLY", "W011", "W015")],
+)
+def test_an_insecure_cookie_flag_is_reported_once_by_djangos_check(
+    deploy_ready: SettingsWrapper, setting: str, ours: str, djangos: str
+) -> None:
+    setattr(deploy_ready, setting, False)
+    found = {message.id for message in run_checks(include_deployment_checks=True)}
+    assert f"security.{djangos}" in found
+    assert f"secure_sessions.{ours}" not in found
+
+
+def test_insecure_cookie_is_w010_where_djangos_check_does_not_run(
+    without_djangos_cookie_checks: SettingsWrapper,
+) -> None:
+    without_djangos_cookie_checks.SESSION_COOKIE_SECURE = False
     assert "SESSION_COOKIE_SECURE" in only("secure_sessions.W010", deploy=True).msg
+    djangos_cookie_checks = {f"security.W01{n}" for n in range(6)}
+    found = {message.id for message in run_checks(include_deployment_checks=True)}
+    assert found.isdisjoint(djangos_cookie_checks)
 
 
-def test_cookie_readable_by_javascript_is_w011(deploy_ready: SettingsWrapper) -> None:
-    deploy_ready.SESSION_COOKIE_HTTPONLY = False
+def test_cookie_readable_by_javascript_is_w011_where_djangos_check_does_not_run(
+    without_djangos_cookie_checks: SettingsWrapper,
+) -> None:
+    without_djangos_cookie_checks.SESSION_COOKIE_HTTPONLY = False
     assert "SESSION_COOKIE_HTTPONLY" in only("secure_sessions.W011", deploy=True).msg
 
 
