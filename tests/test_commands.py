@@ -198,6 +198,19 @@ def stored(storage: Storage, users: Iterable[User]) -> set[str]:
 
 
 @pytest.mark.usefixtures("engine")
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [((), "Removed no expired sessions."), (("--dry-run",), "Would remove no expired sessions.")],
+)
+def test_clearsecuresessions_says_when_nothing_had_expired(
+    store_class: StoreClass, user: User, options: tuple[str, ...], said: str
+) -> None:
+    session_of(store_class, user)
+
+    assert run("clearsecuresessions", *options).splitlines() == [said]
+
+
+@pytest.mark.usefixtures("engine")
 def test_clearsecuresessions_removes_what_expired_and_keeps_the_rest(
     expired_and_live: dict[User, tuple[str, str]], storage: Storage
 ) -> None:
@@ -338,7 +351,7 @@ def test_clearsecuresessions_twice_removes_nothing_the_second_time(
 
     output = run("clearsecuresessions")
 
-    assert output.splitlines() == ["Removed 0 expired entries in all."]
+    assert output.splitlines() == ["Removed no expired sessions."]
     assert storage.dump() == after_first
 
 

@@ -36,5 +36,8 @@ class Command(BaseCommand):
                     removed = counted(count, "expired entry", "expired entries")
                     self.stdout.write(f"Removed {removed} ({total} so far).")
         verb = "Would remove" if dry_run else "Removed"
-        in_all = counted(total, "expired entry", "expired entries")
-        self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))
+        if total:
+            in_all = counted(total, "expired entry", "expired entries")
+            self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"{verb} no expired sessions."))
