@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_server import FALSE_VALUES, TRUE_VALUES
+from tests.redis_server import required
 
 CHROMIUM = Path("/usr/bin/chromium")
 MARKER = "e2e"
@@ -48,17 +48,9 @@ def skip_reason(problem: str) -> str:
     return f"BROWSER NOT AVAILABLE, END-TO-END TEST SKIPPED: {problem}"
 
 
-def browser_required() -> bool:
-    value = os.environ.get("REQUIRE_BROWSER", "").strip().lower()
-    if value not in TRUE_VALUES | FALSE_VALUES:
-        msg = f"REQUIRE_BROWSER={value!r}: use 1 or 0."
-        raise pytest.UsageError(msg)
-    return value in TRUE_VALUES
-
-
 def pytest_configure(config: pytest.Config) -> None:
     problem = browser_problem()
-    if problem is not None and browser_required():
+    if problem is not None and required("REQUIRE_BROWSER"):
         msg = f"REQUIRE_BROWSER=1 but the end-to-end tests can't run: {problem}."
         raise pytest.UsageError(msg)
     config.stash[problem_key] = problem

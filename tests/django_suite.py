@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 import django
 import pytest
 
-from tests.redis_server import FALSE_VALUES, TRUE_VALUES
+from tests.redis_server import required
 
 PUBLISHED_VARIABLE = "TEST_DJANGO_SUITE_DIR"
 PACKAGE = "sessions_tests"
@@ -100,20 +100,12 @@ def find_suite() -> DjangoSuite:
     return DjangoSuite(directory)
 
 
-def suite_required() -> bool:
-    value = os.environ.get("REQUIRE_DJANGO_SUITE", "").strip().lower()
-    if value not in TRUE_VALUES | FALSE_VALUES:
-        msg = f"REQUIRE_DJANGO_SUITE={value!r}: use 1 or 0."
-        raise pytest.UsageError(msg)
-    return value in TRUE_VALUES
-
-
 # A wrapper, as in tests.redis_server: it runs before pytest-django reads the settings.
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
-    required = suite_required()
+    must_have = required("REQUIRE_DJANGO_SUITE")
     suite = find_suite()
-    if suite.unavailable is not None and required:
+    if suite.unavailable is not None and must_have:
         msg = "REQUIRE_DJANGO_SUITE=1 but Django's session tests are not available: "
         raise pytest.UsageError(msg + suite.unavailable)
     early_config.stash[suite_key] = suite

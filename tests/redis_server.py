@@ -175,10 +175,12 @@ def find_redis() -> RedisServer:
     return start_throwaway(executable, why)
 
 
-def redis_required() -> bool:
-    value = os.environ.get("REQUIRE_REDIS", "").strip().lower()
+def required(variable: str) -> bool:
+    """Whether the environment variable ``variable`` (``REQUIRE_REDIS`` and the like) turns
+    a missing part into an error; a value that is neither yes nor no stops the run."""
+    value = os.environ.get(variable, "").strip().lower()
     if value not in TRUE_VALUES | FALSE_VALUES:
-        msg = f"REQUIRE_REDIS={value!r}: use 1 or 0."
+        msg = f"{variable}={value!r}: use 1 or 0."
         raise pytest.UsageError(msg)
     return value in TRUE_VALUES
 
@@ -187,10 +189,10 @@ def redis_required() -> bool:
 # hook, and a wrapper runs before every plain implementation whatever the plugin order.
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
-    required = redis_required()
+    must_have = required("REQUIRE_REDIS")
     server = find_redis()
     early_config.add_cleanup(server.stop)
-    if server.unavailable is not None and required:
+    if server.unavailable is not None and must_have:
         msg = f"REQUIRE_REDIS=1 but Redis is not available: {server.unavailable}."
         raise pytest.UsageError(msg)
     early_config.stash[server_key] = server
