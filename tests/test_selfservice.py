@@ -126,6 +126,33 @@ def test_the_list_shows_the_users_own_sessions_with_the_current_one_marked(
     assert session_id(people.bobs) not in page
 
 
+def test_the_list_says_just_now_then_how_long_ago_a_session_was_active(
+    people: People, frozen: time_machine.TimeMachineFixture
+) -> None:
+    page = people.laptop.get(LIST).content.decode()
+    assert page.count("Active just now") == 2  # both of Alice's sessions signed in at LOGIN
+    assert "0 minutes" not in page
+
+    frozen.shift(5 * 60)
+    page = people.laptop.get(LIST).content.decode()
+
+    assert page.count("Active 5\xa0minutes ago") == 2
+    assert "Active just now" not in page
+
+
+def test_a_session_without_client_details_is_an_unknown_device(
+    people: People, browsers: Browsers
+) -> None:
+    script = browsers.open()
+    script.force_login(people.alice)  # outside a request: nothing to bind it to yet
+
+    page = people.laptop.get(LIST).content.decode()
+
+    assert page.count("Unknown device") == 1
+    assert " · </div>" not in page
+    assert ">·" not in page
+
+
 def test_the_phone_sees_itself_as_this_device(people: People) -> None:
     page = people.phone.get(LIST).content.decode()
 

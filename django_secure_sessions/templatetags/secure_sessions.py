@@ -1,0 +1,23 @@
+"""Template filters of the session pages: ``{% load secure_sessions %}``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext
+
+register = template.Library()
+
+# Under this, Django's timesince says "0 minutes".
+JUST_NOW = timedelta(minutes=1)
+
+
+@register.filter
+def active_since(moment: datetime) -> str:
+    """ "Active just now", or "Active 5 minutes ago": when a session was last used."""
+    if timezone.now() - moment < JUST_NOW:
+        return gettext("Active just now")
+    return gettext("Active %(time)s ago") % {"time": timesince(moment)}
