@@ -446,6 +446,35 @@ def test_revokesessions_signs_out_the_named_users_only(
     assert {event["request"] for event in revoked} == {None}
 
 
+def test_revokesessions_by_user_id_signs_out_those_users_only(
+    three_users: tuple[dict[User, list[Client]], Client],
+) -> None:
+    browsers, _ = three_users
+    _, bob, carol = browsers
+
+    output = run("revokesessions", "--user-id", str(bob.pk), "--user-id", str(carol.pk))
+
+    assert output.splitlines() == [
+        "bob: revoked 1 session.",
+        "carol: revoked 1 session.",
+        "Revoked 2 sessions in all.",
+    ]
+    assert signed_in(browsers) == {"alice": ["alice", "alice"], "bob": [""], "carol": [""]}
+
+
+@pytest.mark.parametrize("user_id", ["999999", "abc"])
+def test_revokesessions_with_an_unknown_user_id_revokes_nobody(
+    three_users: tuple[dict[User, list[Client]], Client], storage: Storage, user_id: str
+) -> None:
+    browsers, _ = three_users
+    before = storage.session_ids()
+
+    error = fails("revokesessions", "--user-id", str(next(iter(browsers)).pk), "--user-id", user_id)
+
+    assert str(error) == f"No user with id: {user_id}. Nothing was revoked."
+    assert storage.session_ids() == before
+
+
 def test_revokesessions_all_signs_everybody_out(
     three_users: tuple[dict[User, list[Client]], Client],
     storage: Storage,

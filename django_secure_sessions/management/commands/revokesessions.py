@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Model
 
@@ -27,7 +28,17 @@ class Command(BaseCommand):
             dest="usernames",
             action="append",
             metavar="USERNAME",
-            help="A user whose sessions to revoke (repeat for several users).",
+            help=(
+                "A user whose sessions to revoke, by the user model's USERNAME_FIELD (an "
+                "e-mail address where that is how users sign in); repeat for several users."
+            ),
+        )
+        who.add_argument(
+            "--user-id",
+            dest="user_ids",
+            action="append",
+            metavar="ID",
+            help="A user whose sessions to revoke, by primary key; repeat for several users.",
         )
         who.add_argument("--all", action="store_true", help="Revoke every session of everybody.")
         parser.add_argument(
@@ -41,6 +52,7 @@ class Command(BaseCommand):
         self,
         *args: Any,
         usernames: list[str] | None,
+        user_ids: list[str] | None,
         dry_run: bool,
         batch_size: int,
         **options: Any,
@@ -48,7 +60,9 @@ class Command(BaseCommand):
         store = configured_store()
         with storage_errors_reported(store):
             if usernames:
-                total = self._revoke_users(self._users(usernames), dry_run=dry_run)
+                total = self._revoke_users(self._users(usernames, by_id=False), dry_run=dry_run)
+            elif user_ids:
+                total = self._revoke_users(self._users(user_ids, by_id=True), dry_run=dry_run)
             else:
                 total = self._revoke_all(store, batch_size, dry_run=dry_run)
         verb = "Would revoke" if dry_run else "Revoked"
@@ -56,19 +70,22 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))
 
     @staticmethod
-    def _users(usernames: list[str]) -> list[Model]:
-        """All the named users, or an error naming those that don't exist (and nothing
-        is revoked: a typo in an incident must not go unnoticed)."""
+    def _users(names: list[str], *, by_id: bool) -> list[Model]:
+        """All the users named (by USERNAME_FIELD, or by primary key), or an error naming
+        those that don't exist (and nothing is revoked: a typo in an incident must not go
+        unnoticed)."""
         manager = get_user_model()._default_manager
         users: list[Model] = []
         unknown: list[str] = []
-        for username in dict.fromkeys(usernames):
+        for name in dict.fromkeys(names):
             try:
-                users.append(manager.get_by_natural_key(username))
-            except manager.model.DoesNotExist:
-                unknown.append(username)
+                users.append(manager.get(pk=name) if by_id else manager.get_by_natural_key(name))
+            # A primary key of the wrong shape ("abc" for an integer) is no such user too.
+            except (manager.model.DoesNotExist, ValueError, ValidationError):
+                unknown.append(name)
         if unknown:
-            raise CommandError(f"No such user: {', '.join(unknown)}. Nothing was revoked.")
+            what = "No user with id" if by_id else "No such user"
+            raise CommandError(f"{what}: {', '.join(unknown)}. Nothing was revoked.")
         return users
 
     def _revoke_users(self, users: list[Model], *, dry_run: bool) -> int:
