@@ -475,6 +475,21 @@ def test_revokesessions_with_an_unknown_user_id_revokes_nobody(
     assert storage.session_ids() == before
 
 
+def test_commands_print_nothing_with_verbosity_0_and_still_act(
+    three_users: tuple[dict[User, list[Client]], Client],
+) -> None:
+    browsers, _ = three_users
+
+    outputs = [
+        run("revokesessions", "--user", "alice", "-v", "0"),
+        run("clearsecuresessions", "-v", "0"),
+        run("importsessions", "--from", "db", "-v", "0"),
+    ]
+
+    assert outputs == ["", "", ""]
+    assert signed_in(browsers) == {"alice": ["", ""], "bob": ["bob"], "carol": ["carol"]}
+
+
 def test_revokesessions_all_signs_everybody_out(
     three_users: tuple[dict[User, list[Client]], Client],
     storage: Storage,

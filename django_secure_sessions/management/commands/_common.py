@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from ...api import session_store_class
 from ...backends.base import SecureSessionBase
@@ -48,3 +49,18 @@ def storage_errors_reported(store: type[SecureSessionBase]) -> Iterator[None]:
 
 
 Writer = Callable[[str], None]
+
+
+class SessionCommand(BaseCommand):
+    """A command that reports what it did unless run with ``-v 0``; errors and refusals
+    (on stderr) are always shown."""
+
+    verbosity = 1
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        self.verbosity = options.get("verbosity", 1)
+        return super().execute(*args, **options)
+
+    def say(self, text: str) -> None:
+        if self.verbosity > 0:
+            self.stdout.write(text)

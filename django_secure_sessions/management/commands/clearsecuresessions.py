@@ -2,12 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
-from ._common import configured_store, counted, positive_int, storage_errors_reported
+from ._common import (
+    SessionCommand,
+    configured_store,
+    counted,
+    positive_int,
+    storage_errors_reported,
+)
 
 
-class Command(BaseCommand):
+class Command(SessionCommand):
     help = (
         "Remove expired sessions (database engine) and expired entries of the per-user "
         "indexes (Redis engine, where Redis expires the sessions themselves), in batches."
@@ -34,10 +40,10 @@ class Command(BaseCommand):
                 total += count
                 if not dry_run and count:
                     removed = counted(count, "expired entry", "expired entries")
-                    self.stdout.write(f"Removed {removed} ({total} so far).")
+                    self.say(f"Removed {removed} ({total} so far).")
         verb = "Would remove" if dry_run else "Removed"
         if total:
             in_all = counted(total, "expired entry", "expired entries")
-            self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))
+            self.say(self.style.SUCCESS(f"{verb} {in_all} in all."))
         else:
-            self.stdout.write(self.style.SUCCESS(f"{verb} no expired sessions."))
+            self.say(self.style.SUCCESS(f"{verb} no expired sessions."))

@@ -8,19 +8,19 @@ from django.conf import settings
 from django.contrib.sessions.backends.cache import KEY_PREFIX as CACHE_KEY_PREFIX
 from django.contrib.sessions.backends.db import SessionStore as DjangoDbStore
 from django.core.cache import caches
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
 from ...backends.base import SecureSessionBase, now_epoch
 from ...exceptions import SensitiveDataError, SessionTooLarge
-from ._common import configured_store, counted, storage_errors_reported
+from ._common import SessionCommand, configured_store, counted, storage_errors_reported
 
 # (session key, data, expiry in epoch seconds)
 Found = tuple[str, dict[str, Any], int]
 
 
-class Command(BaseCommand):
+class Command(SessionCommand):
     help = (
         "Copy the live sessions of Django's own engines into the configured "
         "django-secure-sessions engine, keeping their keys, so that switching "
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             summary.append(f"{outcomes['already']} already imported")
         if outcomes["refused"]:
             summary.append(f"{outcomes['refused']} refused (see above)")
-        self.stdout.write(self.style.SUCCESS("; ".join(summary) + "."))
+        self.say(self.style.SUCCESS("; ".join(summary) + "."))
 
     def _import(
         self,

@@ -4,17 +4,23 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db.models import Model
 
 from ...api import announce_revoked, list_user_sessions, revoke_user_sessions
 from ...backends.base import SecureSessionBase
-from ._common import configured_store, counted, positive_int, storage_errors_reported
+from ._common import (
+    SessionCommand,
+    configured_store,
+    counted,
+    positive_int,
+    storage_errors_reported,
+)
 
 REASON = "command"
 
 
-class Command(BaseCommand):
+class Command(SessionCommand):
     help = (
         "Force logout: revoke every session of the given users, or of everybody. "
         "For incident response; each revoked session sends session_revoked (reason "
@@ -67,7 +73,7 @@ class Command(BaseCommand):
                 total = self._revoke_all(store, batch_size, dry_run=dry_run)
         verb = "Would revoke" if dry_run else "Revoked"
         in_all = counted(total, "session", "sessions")
-        self.stdout.write(self.style.SUCCESS(f"{verb} {in_all} in all."))
+        self.say(self.style.SUCCESS(f"{verb} {in_all} in all."))
 
     @staticmethod
     def _users(names: list[str], *, by_id: bool) -> list[Model]:
@@ -98,7 +104,7 @@ class Command(BaseCommand):
                 count = revoke_user_sessions(user, reason=REASON)
             total += count
             verb = "would revoke" if dry_run else "revoked"
-            self.stdout.write(f"{name}: {verb} {counted(count, 'session', 'sessions')}.")
+            self.say(f"{name}: {verb} {counted(count, 'session', 'sessions')}.")
         return total
 
     def _revoke_all(self, store: type[SecureSessionBase], batch_size: int, *, dry_run: bool) -> int:
@@ -110,5 +116,5 @@ class Command(BaseCommand):
             for session_id, user_id in store.remove_sessions(batch):
                 announce_revoked(None, user_id, session_id, REASON)
                 total += 1
-            self.stdout.write(f"Revoked {counted(total, 'session', 'sessions')} so far.")
+            self.say(f"Revoked {counted(total, 'session', 'sessions')} so far.")
         return total
