@@ -7,25 +7,20 @@ clock. The fixtures are in conftest.py.
 
 from __future__ import annotations
 
-import http.client
 import os
 import secrets
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import pytest
+from tests.served import ROOT, ServedProcess, launch
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "_static" / "screenshots"
 
 # The Redis database of the Redis engine's server (see e2e_redis_url): not the suite's (15)
@@ -35,9 +30,6 @@ E2E_REDIS_DATABASE = 13
 REAUTH_MAX_AGE = 60
 # How often the demo writes activity down (its SECURE_SESSIONS_ACTIVITY_RESOLUTION).
 ACTIVITY_RESOLUTION = 60
-# Long enough for the server to migrate its database on a slow machine; it normally answers
-# in a few seconds.
-STARTUP_TIMEOUT = 120
 # Playwright's timeout for each action (a click, a navigation); assertions wait 5 s.
 ACTION_TIMEOUT_MS = 15_000
 
@@ -73,57 +65,23 @@ Screenshot = Callable[["Page | Locator", str], None]
 
 
 @dataclass
-class DemoServer:
+class DemoServer(ServedProcess):
     """The example project, served by tests/e2e/server.py in a process of its own."""
 
-    engine: str
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    redis_key_prefix: str
+    engine: str = ""
+    redis_key_prefix: str = ""
     log_offset: int = field(default=0)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def request(self, method: str, path: str, body: dict[str, str] | None = None) -> int:
-        """Send one request outside any browser; return the status."""
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=STARTUP_TIMEOUT)
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        try:
-            connection.request(method, path, body=urlencode(body or {}), headers=headers)
-            return connection.getresponse().status
-        finally:
-            connection.close()
 
     def advance_clock(self, seconds: int) -> None:
         """Move the server's clock forward (tests/e2e/clock.py): time passes, at once."""
         status = self.request("POST", "/__e2e__/clock/", {"seconds": str(seconds)})
         assert status == HTTPStatus.NO_CONTENT, f"moving the clock answered {status}"
 
-    def log(self, since: int = 0) -> str:
-        return self.log_path.read_bytes()[since:].decode(errors="replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 def start_server(engine: str, directory: Path, redis_url: str | None = None) -> DemoServer:
     """Start the example project on ``engine`` and return once it answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    host, port = listener.getsockname()
     redis_key_prefix = f"e2e-{secrets.token_hex(4)}"
     env = {
-        **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.e2e.server_settings",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
         "E2E_DATABASE": str(directory / "db.sqlite3"),
@@ -133,30 +91,10 @@ def start_server(engine: str, directory: Path, redis_url: str | None = None) -> 
     }
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
-    log_path = directory / "server.log"
-    with listener, log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
-            [sys.executable, "-m", "tests.e2e.server", str(listener.fileno())],
-            pass_fds=[listener.fileno()],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    # The child has its own copy of the listening socket (ours is closed): if it dies, the
-    # socket goes with it and this request fails at once instead of waiting.
-    server = DemoServer(engine, host, port, process, log_path, redis_key_prefix)
-    problem: str | None
-    try:
-        status = server.request("GET", "/accounts/login/")
-    except OSError as error:
-        problem = f"{type(error).__name__}: {error}"
-    else:
-        problem = None if status == HTTPStatus.OK else f"status {status}"
-    if problem is not None:
-        server.stop()
-        pytest.fail(f"The {engine} demo server did not start ({problem}):\n{server.log()}")
-    return server
+    served = launch("tests.e2e.server", env, directory / "server.log", "/accounts/login/")
+    return DemoServer(
+        served.host, served.port, served.process, served.log_path, engine, redis_key_prefix
+    )
 
 
 def e2e_redis_url(redis_url: str) -> str:

@@ -4,7 +4,7 @@ Started by tests/e2e/conftest.py with ``DJANGO_SETTINGS_MODULE=tests.e2e.server_
 It migrates a fresh database, creates the accounts the tests sign in with (``ACCOUNTS``),
 then serves on the listening socket ``FD``: the test process bound it to a free port on
 127.0.0.1 and handed it down, so connections wait in its backlog until the server is
-ready, and nobody has to poll for it. Static files are served as ``runserver`` does.
+ready (tests/served.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import socket
 import sys
 
 from tests.e2e import clock
+from tests.served import serve
 
 ADMIN = "admin"
 # One account per test, so that tests run in any order: what one does to its user (a new
@@ -28,21 +29,6 @@ def create_accounts() -> None:
     user_model.objects.create_superuser(ADMIN, f"{ADMIN}@example.com", PASSWORD)
     for username in USERS:
         user_model.objects.create_user(username, f"{username}@example.com", PASSWORD)
-
-
-def serve(listener: socket.socket) -> None:
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-    from django.core.wsgi import get_wsgi_application
-
-    host, port = listener.getsockname()[:2]
-    server = ThreadedWSGIServer((host, port), WSGIRequestHandler, bind_and_activate=False)
-    server.socket.close()  # the one it made; it serves on ours, bound and listening already
-    server.socket = listener
-    server.server_name, server.server_port = host, port
-    server.setup_environ()
-    server.set_app(StaticFilesHandler(get_wsgi_application()))
-    server.serve_forever()
 
 
 def main() -> None:
