@@ -257,7 +257,20 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "REAUTH_MAX_FAILURES",
         5,
         _int_problem(1, None),
-        "Use a positive integer: failed re-authentications in a row that end the session.",
+        "Use a positive integer: failed re-authentications that end the session.",
+    ),
+    Setting(
+        "REAUTH_USER_MAX_FAILURES",
+        20,
+        _int_problem(1, None, allow_none=True),
+        "Use a positive integer: re-authentication attempts of one user, across all of "
+        "their sessions, per window; or None for no such limit.",
+    ),
+    Setting(
+        "REAUTH_USER_FAILURE_WINDOW",
+        900,
+        lambda v: _duration_problem(v, allow_none=False),
+        "Use a positive number of seconds (e.g. 900) or a timedelta.",
     ),
     Setting(
         "REAUTH_FORM",
@@ -387,6 +400,14 @@ class Conf:
     @property
     def REAUTH_MAX_FAILURES(self) -> int:
         return _resolve("REAUTH_MAX_FAILURES", int)
+
+    @property
+    def REAUTH_USER_MAX_FAILURES(self) -> int | None:
+        return _resolve("REAUTH_USER_MAX_FAILURES", _optional_int)
+
+    @property
+    def REAUTH_USER_FAILURE_WINDOW(self) -> int:
+        return _resolve("REAUTH_USER_FAILURE_WINDOW", _to_seconds)  # its validator refuses None
 
     @property
     def REAUTH_FORM(self) -> str:

@@ -42,6 +42,12 @@ class SecureSession(models.Model):
     browser = models.CharField(_("browser"), max_length=128, blank=True)
     os = models.CharField(_("operating system"), max_length=128, blank=True)
     device = models.CharField(_("device"), max_length=128, blank=True)
+    # Re-authentication attempts since the key was last rotated: only ever incremented
+    # in the database (see backends.db.SessionStore._count_attempt), never saved from a
+    # request's copy of the session.
+    reauth_attempts = models.PositiveIntegerField(
+        _("re-authentication attempts"), default=0, editable=False
+    )
 
     objects: ClassVar[models.Manager[SecureSession]] = models.Manager()
 
@@ -53,3 +59,30 @@ class SecureSession(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class UserReauthAttempts(models.Model):
+    """A user's re-authentication attempts, across all of their sessions, in the
+    current window (``SECURE_SESSIONS_REAUTH_USER_MAX_FAILURES``); the db engine's
+    counterpart of a Redis counter. One row per user, updated in place."""
+
+    # No database constraint, for the reason given on SecureSession.user.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        primary_key=True,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        related_name="+",
+    )
+    window_start = models.DateTimeField(_("window start"), db_index=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+
+    objects: ClassVar[models.Manager[UserReauthAttempts]] = models.Manager()
+
+    class Meta:
+        verbose_name = _("re-authentication attempts of a user")
+        verbose_name_plural = _("re-authentication attempts of users")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.attempts}"

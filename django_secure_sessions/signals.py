@@ -29,6 +29,6 @@ session_rotated = Signal()
 # The user confirmed their password on the re-authentication view.
 reauth_succeeded = Signal()
 
-# A re-authentication attempt failed. Extra argument: ``failures``, the number of
-# failed attempts in a row on this session.
+# A re-authentication attempt failed. Extra argument: ``failures``, the number of the
+# attempt on this session, as counted in storage (parallel attempts each get their own).
 reauth_failed = Signal()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -43,9 +43,6 @@ from .decorators import wants_json
 from .mixins import ReauthRequiredMixin
 
 logger = logging.getLogger("django_secure_sessions")
-
-# Failed re-authentications in a row, kept in the session (never a secret).
-FAILURES_KEY: Final = "_secure_sessions_reauth_failures"
 
 
 def _session(request: HttpRequest) -> SecureSessionBase:
@@ -99,16 +96,60 @@ class ReauthView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
             "session_id": session.session_id,
         }
 
+    # The lockout (see SecureSessionBase.count_reauth_attempt for where the counts live).
+    # With SECURE_SESSIONS_REAUTH_MAX_FAILURES = N, attempts number 1 to N of a session are
+    # checked and N + 1 on are not, whatever their timing: the count is added to in
+    # storage before the check, so parallel guesses each get a number of their own. The
+    # N-th failure ends the session; an attempt numbered above N ends it without a
+    # check (it raced the N-th); a right password whose attempt a concurrent one
+    # outnumbered yields no session (confirm_reauth). The per-user bound keeps more
+    # sessions of the same user from buying more guesses.
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        session = _session(request)
+        common = self._common()
+        attempt = session.count_reauth_attempt()
+        if attempt is None:
+            # Ended meanwhile (revoked, expired, locked out by a concurrent attempt).
+            return self._signed_out(session)
+        if attempt > conf.REAUTH_MAX_FAILURES:
+            self._failed(common, attempt)
+            return self._lock_out(session, common)
+        user_id = common["user_id"]
+        window = conf.REAUTH_USER_FAILURE_WINDOW
+        limit = conf.REAUTH_USER_MAX_FAILURES
+        if limit is not None and user_id is not None:
+            counted, left = type(session).count_user_reauth_attempt(user_id, window)
+            if counted > limit:
+                return self._too_many(common, left)
+        self._attempt = attempt
+        response = super().post(request, *args, **kwargs)
+        if limit is not None and user_id is not None and self._confirmed:
+            # A confirmed attempt was no failure: it doesn't use up the user's window.
+            type(session).uncount_user_reauth_attempt(user_id, window)
+        return response
+
+    _attempt = 0
+    _confirmed = False
+
     def form_valid(self, form: Form) -> HttpResponse:
         session = _session(self.request)
+        common = self._common()
         # A new key for the confirmed session: one seen before the confirmation (a
         # fixation, a leak) is worth nothing afterwards.
-        session.cycle_key()
-        session.record_reauth()
-        session.pop(FAILURES_KEY, None)
-        signals.reauth_succeeded.send(sender=type(self), **self._common())
+        attempts = session.confirm_reauth(conf.REAUTH_MAX_FAILURES)
+        if attempts is None or attempts > conf.REAUTH_MAX_FAILURES:
+            # Locked out meanwhile by attempts of the same burst: the right password
+            # comes too late. When the lockout's own request hasn't removed the
+            # session yet, this one did (confirm_reauth), and says so.
+            if attempts is not None:
+                self._announce(common)
+            return self._signed_out(session)
+        self._confirmed = True
+        common = self._common()  # the session's new id
+        signals.reauth_succeeded.send(sender=type(self), **common)
         logger.info(
-            "Session %s of user %s re-authenticated", session.session_id, self._common()["user_id"]
+            "Session %s of user %s re-authenticated", common["session_id"], common["user_id"]
         )
         if wants_json(self.request):
             return JsonResponse({"reauthenticated": True, "next": self._next_url()})
@@ -116,32 +157,69 @@ class ReauthView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
 
     def form_invalid(self, form: Form) -> HttpResponse:
         session = _session(self.request)
-        failures = int(session.get(FAILURES_KEY, 0)) + 1
         common = self._common()
-        signals.reauth_failed.send(sender=type(self), failures=failures, **common)
-        logger.warning(
-            "Session %s of user %s: failed re-authentication (%d in a row)",
-            common["session_id"],
-            common["user_id"],
-            failures,
-        )
-        if failures >= conf.REAUTH_MAX_FAILURES:
-            # Whoever keeps failing may hold a stolen session and be guessing the
-            # password: end the session rather than let them go on.
-            session.flush()
-            self.request.user = AnonymousUser()
-            announce_revoked(
-                self.request, common["user_id"], common["session_id"], "reauth_failures"
-            )
-            if wants_json(self.request):
-                return JsonResponse(
-                    {"detail": _("Too many failed attempts. Please sign in again.")}, status=403
-                )
-            return redirect_to_login(self._next_url())
-        session[FAILURES_KEY] = failures
+        self._failed(common, self._attempt)
+        if self._attempt >= conf.REAUTH_MAX_FAILURES:
+            return self._lock_out(session, common)
         if wants_json(self.request):
             return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
         return super().form_invalid(form)
+
+    def _failed(self, common: dict[str, Any], attempt: int) -> None:
+        signals.reauth_failed.send(sender=type(self), failures=attempt, **common)
+        logger.warning(
+            "Session %s of user %s: failed re-authentication (attempt %d)",
+            common["session_id"],
+            common["user_id"],
+            attempt,
+        )
+
+    def _lock_out(self, session: SecureSessionBase, common: dict[str, Any]) -> HttpResponse:
+        # Whoever keeps failing may hold a stolen session and be guessing the password:
+        # end the session rather than let them go on. Of the attempts of one burst, the
+        # one whose removal found the record tells the receivers, once.
+        if type(session).remove_session(common["session_id"]) is not None:
+            self._announce(common)
+        return self._signed_out(session)
+
+    def _announce(self, common: dict[str, Any]) -> None:
+        announce_revoked(self.request, common["user_id"], common["session_id"], "reauth_failures")
+
+    def _signed_out(self, session: SecureSessionBase) -> HttpResponse:
+        """The answer once the session is gone: signed out, to the login page."""
+        session.abandon()
+        self.request.user = AnonymousUser()
+        if wants_json(self.request):
+            return JsonResponse(
+                {"detail": _("Too many failed attempts. Please sign in again.")}, status=403
+            )
+        return redirect_to_login(self._next_url())
+
+    def _too_many(self, common: dict[str, Any], retry_after: int) -> HttpResponse:
+        """Refuse an attempt, unchecked, as the user's attempts across their sessions
+        are used up until the window ends; the session itself goes on."""
+        logger.warning(
+            "Session %s of user %s: re-authentication refused, too many attempts for the "
+            "user (%d s left in the window)",
+            common["session_id"],
+            common["user_id"],
+            retry_after,
+        )
+        minutes = max(1, -(-retry_after // 60))
+        message = ngettext(
+            "Too many failed attempts for this account. Please try again in %(minutes)d minute.",
+            "Too many failed attempts for this account. Please try again in %(minutes)d minutes.",
+            minutes,
+        ) % {"minutes": minutes}
+        if wants_json(self.request):
+            response: HttpResponse = JsonResponse({"detail": message}, status=429)
+        else:
+            # An unbound form: binding the posted one would check the password.
+            form_class: Any = self.get_form_class()
+            context = self.get_context_data(form=form_class(request=self.request), refused=message)
+            response = self.render_to_response(context, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
 
 
 def session_json(info: SessionInfo) -> dict[str, Any]:

@@ -355,6 +355,8 @@ BAD_VALUES: dict[str, list[Any]] = {
     "MAX_PER_USER": [0, -1, "3", True],
     "REAUTH_MAX_AGE": [None, 0, "300", -1],
     "REAUTH_MAX_FAILURES": [0, -1, "5", None, True],
+    "REAUTH_USER_MAX_FAILURES": [0, -1, "20", True],
+    "REAUTH_USER_FAILURE_WINDOW": [None, 0, "900", -1, timedelta(milliseconds=500)],
     "REAUTH_FORM": [None, 1, "ReauthForm", "my forms.Form", "a..b", ["a.B"]],
     "MAX_SIZE": [0, -1, "16384", None, True],
     "PASSIVE_URLS": [
@@ -382,6 +384,8 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "MAX_PER_USER": [None, 1, 5],
     "REAUTH_MAX_AGE": [1, timedelta(minutes=5)],
     "REAUTH_MAX_FAILURES": [1, 10],
+    "REAUTH_USER_MAX_FAILURES": [None, 1, 100],
+    "REAUTH_USER_FAILURE_WINDOW": [1, 900, timedelta(hours=1)],
     "REAUTH_FORM": ["django_secure_sessions.forms.ReauthForm", "myproject.forms.ConfirmForm"],
     "MAX_SIZE": [1, 1_000_000],
     "PASSIVE_URLS": [[], [r"^/health/$", r"^/api/poll/(?P<id>\d+)/$"]],

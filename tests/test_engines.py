@@ -1412,3 +1412,66 @@ async def test_redis_async_a_cache_alias_that_isnt_django_redis_is_a_clear_error
 
     with pytest.raises(ImproperlyConfigured, match=r"django_redis\.cache\.RedisCache"):
         await store.asave()
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "fallback-forced"])
+def test_the_db_engine_counts_attempts_alike_with_or_without_returning(
+    db: None,
+    user: AbstractBaseUser,
+    monkeypatch: pytest.MonkeyPatch,
+    time_machine: time_machine.TimeMachineFixture,
+    returning: bool,
+) -> None:
+    """PostgreSQL and SQLite 3.35+ count in one statement (RETURNING); any other database
+    in a transaction under the row's lock. The fallback is forced here, on this database."""
+    from django_secure_sessions.backends import db as db_engine
+
+    if not returning:
+        monkeypatch.setattr(db_engine, "_returns_rows", lambda connection: False)
+    time_machine.move_to("2030-01-07 09:00:00+00:00", tick=False)
+    store_class = db_engine.SessionStore
+    store = store_class()
+    store[SESSION_KEY] = str(user.pk)
+    store.record_login()
+    store.save()
+    key = store.session_key
+    assert key is not None
+
+    assert [store_class(key).count_reauth_attempt() for _ in range(3)] == [1, 2, 3]
+    assert store.confirm_reauth(5) == 3
+    assert store.session_key not in {None, key}
+    assert store_class(key).count_reauth_attempt() is None
+    assert store.count_reauth_attempt() == 1
+    user_id = str(user.pk)
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (1, 60)
+    time_machine.shift(30)
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (2, 30)
+    time_machine.shift(30)
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (1, 60)
+    meta = store_class.remove_session(store.session_id or "")
+    assert meta is not None
+    assert meta.user_id == user_id
+    assert store_class.remove_session(store.session_id or "") is None
+
+
+def test_the_cleanup_removes_the_users_attempt_counts_whose_window_ended(
+    db: None,
+    user: AbstractBaseUser,
+    make_user: Callable[..., AbstractBaseUser],
+    time_machine: time_machine.TimeMachineFixture,
+) -> None:
+    from django_secure_sessions.backends import db as db_engine
+    from django_secure_sessions.models import UserReauthAttempts
+
+    time_machine.move_to("2030-01-07 09:00:00+00:00", tick=False)
+    window = conf.REAUTH_USER_FAILURE_WINDOW
+    db_engine.SessionStore.count_user_reauth_attempt(str(user.pk), window)
+    time_machine.shift(window - 1)
+    recent = make_user()
+    db_engine.SessionStore.count_user_reauth_attempt(str(recent.pk), window)
+    time_machine.shift(1)
+
+    assert list(db_engine.SessionStore.expired_batches(dry_run=True)) == [0, 1]
+    db_engine.SessionStore.clear_expired()
+
+    assert list(UserReauthAttempts.objects.values_list("user_id", flat=True)) == [recent.pk]

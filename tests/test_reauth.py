@@ -23,6 +23,7 @@ from django.test import AsyncClient, Client, RequestFactory
 from django.test.utils import override_settings
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from django_secure_sessions.api import revoke_session
 from django_secure_sessions.backends.base import (
     USER_ID_KEY,
     SecureSessionBase,
@@ -35,6 +36,7 @@ from tests.auth_backends import DOTTED_PATH as DIRECTORY_BACKEND
 from tests.auth_backends import directory_password
 from tests.browsing import (
     JSON,
+    Browser,
     Browsers,
     assert_no_key_in,
     browser,
@@ -695,3 +697,199 @@ async def test_repeated_failures_through_the_async_client_end_the_session(
     assert [signal["reason"] for signal in revoked] == ["reauth_failures"]
     anonymous = await async_client.get("/async/sensitive/email/")
     assert redirect_target(anonymous)[0] == LOGIN_URL
+
+
+# -- the lockout's counts, kept in storage (the bursts themselves: test_reauth_burst.py) -----
+
+
+@pytest.fixture
+def stored_login(user: User, store_class: StoreClass, frozen: Any) -> str:
+    """The key of a session in which ``user`` signed in, outside any browser."""
+    session = store_class()
+    session[USER_ID_KEY] = str(user.pk)
+    session.record_login()
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
+
+
+def count_elsewhere(store_class: StoreClass, key: str, attempts: int) -> None:
+    """Count attempts on the session of ``key`` as concurrent requests would, each
+    between its own count and its check."""
+    for _ in range(attempts):
+        assert store_class(key).count_reauth_attempt() is not None
+
+
+def test_an_attempt_past_the_limit_ends_the_session_without_a_check(
+    signed_in: Client, user: User, store_class: StoreClass
+) -> None:
+    key, public_id = session_key(signed_in), session_id(signed_in)
+    count_elsewhere(store_class, key, DEFAULT_MAX_FAILURES)  # the burst's own attempts
+
+    with (
+        capture(user_login_failed) as checked,
+        capture(reauth_failed) as failed,
+        capture(session_revoked) as revoked,
+    ):
+        response = signed_in.post(REAUTH, {"password": WRONG_PASSWORD})
+
+    assert redirect_target(response)[0] == LOGIN_URL
+    assert cookie_deleted(response)
+    assert checked == []  # the password was not checked
+    assert [signal["failures"] for signal in failed] == [DEFAULT_MAX_FAILURES + 1]
+    assert [(s["reason"], s["session_id"]) for s in revoked] == [("reauth_failures", public_id)]
+    assert not store_class().exists(key)
+
+
+def test_a_right_password_loses_to_attempts_counted_meanwhile(
+    stored_login: str, user: User, store_class: StoreClass
+) -> None:
+    key = stored_login
+    count_elsewhere(store_class, key, DEFAULT_MAX_FAILURES - 1)
+    session = store_class(key)
+    assert session.count_reauth_attempt() == DEFAULT_MAX_FAILURES  # checked: right
+    count_elsewhere(store_class, key, 1)  # a guess that raced it ends the session
+
+    assert session.confirm_reauth(DEFAULT_MAX_FAILURES) == DEFAULT_MAX_FAILURES + 1
+
+    assert session.session_key is None
+    assert not store_class().exists(key)
+    assert store_class.user_sessions(str(user.pk)) == []  # no new session was written
+
+
+def test_a_confirmation_starts_a_new_count_with_the_new_key(
+    stored_login: str, store_class: StoreClass
+) -> None:
+    key = stored_login
+    session = store_class(key)
+    count_elsewhere(store_class, key, 3)
+
+    assert session.confirm_reauth(DEFAULT_MAX_FAILURES) == 3
+    assert session.session_key not in {None, key}
+    assert session.count_reauth_attempt() == 1
+    assert store_class(key).count_reauth_attempt() is None  # the old key is gone
+
+
+def test_the_count_is_not_in_the_data_and_saves_never_reset_it(
+    signed_in: Client, store_class: StoreClass
+) -> None:
+    for _ in range(DEFAULT_MAX_FAILURES - 1):
+        signed_in.post(REAUTH, {"password": WRONG_PASSWORD})
+        assert signed_in.get("/cart/add/").status_code == 200  # saves the session's data
+    assert "reauth" not in repr(dict(store_class(session_key(signed_in)).items()))
+
+    response = signed_in.post(REAUTH, {"password": WRONG_PASSWORD})
+
+    assert redirect_target(response)[0] == LOGIN_URL
+
+
+def test_a_revoked_session_counts_no_attempt(signed_in: Client, store_class: StoreClass) -> None:
+    key = session_key(signed_in)
+    assert signed_in.get("/whoami/").status_code == 200
+
+    assert revoke_session(session_id(signed_in))
+
+    assert store_class(key).count_reauth_attempt() is None
+    assert store_class(key).confirm_reauth(DEFAULT_MAX_FAILURES) is None
+
+
+def test_an_expired_session_counts_no_attempt(
+    store_class: StoreClass, frozen: time_machine.TimeMachineFixture
+) -> None:
+    session = store_class()
+    session["cart"] = ["book"]
+    session.set_expiry(60)
+    session.save()
+    key = session.session_key
+    assert store_class(key).count_reauth_attempt() == 1
+    frozen.move_to(LOGIN + timedelta(seconds=60), tick=False)
+
+    assert store_class(key).count_reauth_attempt() is None
+    assert store_class(key).confirm_reauth(DEFAULT_MAX_FAILURES) is None
+
+
+def open_signed_in(browsers: Browsers, user: User, count: int) -> list[Browser]:
+    clients = [browsers.open() for _ in range(count)]
+    for client in clients:
+        client.force_login(user)
+    return clients
+
+
+def test_the_users_attempts_across_sessions_are_bounded_per_window(
+    user: User, frozen: time_machine.TimeMachineFixture, browsers: Browsers, settings: Any
+) -> None:
+    settings.SECURE_SESSIONS_REAUTH_USER_MAX_FAILURES = 6
+    first, second = open_signed_in(browsers, user, 2)
+    for client in (first, second):
+        for _ in range(3):
+            assert client.post(REAUTH, {"password": WRONG_PASSWORD}).status_code == 200
+    frozen.move_to(LOGIN + timedelta(seconds=100), tick=False)
+
+    with capture(user_login_failed) as checked, capture(reauth_failed) as failed:
+        refused = first.post(REAUTH, {"password": factories.PASSWORD})
+        refused_json = second.post(REAUTH, {"password": factories.PASSWORD}, headers=JSON)
+
+    assert refused.status_code == refused_json.status_code == 429
+    # The window opened with the first attempt, 100 seconds ago.
+    assert refused["Retry-After"] == refused_json["Retry-After"] == str(900 - 100)
+    assert elements(refused.content, "div", role="alert")
+    assert "Too many failed attempts for this account" in refused.content.decode()
+    assert "14 minutes" in refused_json.json()["detail"]
+    assert elements(refused.content, "input", name="password")
+    assert checked == failed == []  # refused unchecked, the right password too
+    # Signed in still, on both sessions: only the checks are refused.
+    assert first.get("/sensitive/email/").status_code == 200
+    assert second.get("/sensitive/email/").status_code == 200
+
+    frozen.move_to(LOGIN + timedelta(seconds=900), tick=False)  # a new window
+    confirmed = second.post(REAUTH, {"password": factories.PASSWORD, "next": "/whoami/"})
+
+    assert confirmed["Location"] == "/whoami/"
+
+
+def test_a_confirmation_does_not_use_up_the_users_window(
+    user: User, frozen: Any, browsers: Browsers, settings: Any
+) -> None:
+    settings.SECURE_SESSIONS_REAUTH_USER_MAX_FAILURES = 3
+    [client] = open_signed_in(browsers, user, 1)
+
+    statuses = [
+        client.post(REAUTH, {"password": password}).status_code
+        for password in [WRONG_PASSWORD, WRONG_PASSWORD, factories.PASSWORD, WRONG_PASSWORD]
+    ]
+    refused = client.post(REAUTH, {"password": WRONG_PASSWORD})
+
+    assert statuses == [200, 200, 302, 200]  # the confirmation was given back
+    assert refused.status_code == 429
+
+
+def test_no_per_user_bound_when_the_setting_is_none(
+    user: User, frozen: Any, browsers: Browsers, settings: Any
+) -> None:
+    settings.SECURE_SESSIONS_REAUTH_USER_MAX_FAILURES = None
+    clients = open_signed_in(browsers, user, 6)
+
+    statuses = {
+        client.post(REAUTH, {"password": WRONG_PASSWORD}).status_code
+        for client in clients
+        for _ in range(DEFAULT_MAX_FAILURES - 1)
+    }
+
+    assert statuses == {200}
+
+
+def test_the_users_window_follows_the_clock(
+    user: User, store_class: StoreClass, frozen: time_machine.TimeMachineFixture
+) -> None:
+    user_id = str(user.pk)
+
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (1, 60)
+    frozen.move_to(LOGIN + timedelta(seconds=59), tick=False)
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (2, 1)
+    store_class.uncount_user_reauth_attempt(user_id, 60)
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (2, 1)
+    frozen.move_to(LOGIN + timedelta(seconds=60), tick=False)
+    store_class.uncount_user_reauth_attempt(user_id, 60)  # the window ended: nothing
+    assert store_class.count_user_reauth_attempt(user_id, 60) == (1, 60)
+    # Another user's window is their own.
+    assert store_class.count_user_reauth_attempt(f"{user_id}0", 60) == (1, 60)

@@ -784,6 +784,70 @@ class SecureSessionBase(SessionBase):
         if key is not None and is_valid_session_key(key):
             await self._aremove(session_id_for_key(key))
 
+    # -- re-authentication attempts -----------------------------------------------------
+    #
+    # The count of attempts lives in the session's own record, beside (not in) its data,
+    # and only the storage adds to it, in one atomic operation, before the attempt is
+    # checked: parallel attempts can't overwrite each other's count (a count kept in the
+    # data would be read, incremented and saved back by each of them, and a burst of
+    # guesses would count as one), and a save never writes it back. Revoking the session
+    # removes the count with it; a new record (a rotated key) starts at zero.
+
+    def count_reauth_attempt(self) -> int | None:
+        """Count one re-authentication attempt on this session, before it is checked.
+
+        Returns the attempt's number (1 for the first since the session's key was last
+        rotated), or None if the session is no longer stored or has ended (revoked,
+        expired or locked out by a concurrent request).
+        """
+        key = self.session_key
+        return None if key is None else self._count_attempt(session_id_for_key(key))
+
+    def confirm_reauth(self, max_attempts: int) -> int | None:
+        """Rotate the key of a session whose re-authentication was just confirmed,
+        stamping it, unless attempts beyond ``max_attempts`` were counted on it meanwhile.
+
+        The old record is taken (deleted, reading its count in the same atomic
+        operation) before the new one is written: a concurrent attempt counted after
+        this finds no session, and one counted before is seen here. Returns the count
+        the old record had, or None if it was no longer stored. Above ``max_attempts``
+        (a concurrent attempt locked the session out) or None, the session is ended
+        here, and no new record is written.
+        """
+        previous = self.session_id
+        if previous is None:
+            return None
+        self._ensure_loaded()
+        attempts = self._take(previous)
+        if attempts is None or attempts > max_attempts:
+            self.abandon()
+            return attempts
+        self.record_reauth()  # stamped before create(), so its one write carries it
+        self.create()  # the data and the meta carry over to the new key
+        self._rotated(previous)
+        return attempts
+
+    def abandon(self) -> None:
+        """Forget a session whose record storage no longer holds (removed by another
+        request or by this one): no data, no key, so the response deletes its cookie."""
+        self.clear()
+        self._session_key = None
+        self._forget()
+
+    @classmethod
+    def count_user_reauth_attempt(cls, user_id: str, window: int) -> tuple[int, int]:
+        """Count one re-authentication attempt of a user, across all of their sessions,
+        in a fixed window of ``window`` seconds that starts with the first attempt
+        counted after the previous window ended. Atomic in storage. Returns the
+        attempt's number in its window and the seconds left until the window ends."""
+        raise NotImplementedError
+
+    @classmethod
+    def uncount_user_reauth_attempt(cls, user_id: str, window: int) -> None:
+        """Take back one attempt counted by ``count_user_reauth_attempt`` (a confirmed
+        re-authentication is not a failure); nothing if the window has ended."""
+        raise NotImplementedError
+
     # -- storage primitives, implemented by each engine ----------------------------------
 
     def _read(self, session_id: str) -> StoredRecord | None:
@@ -808,6 +872,16 @@ class SecureSessionBase(SessionBase):
         raise NotImplementedError
 
     async def _aremove(self, session_id: str) -> None:
+        raise NotImplementedError
+
+    def _count_attempt(self, session_id: str) -> int | None:
+        """Add one to the attempt count of a live (unexpired) session and return it, in
+        one atomic operation; None if there is no such session."""
+        raise NotImplementedError
+
+    def _take(self, session_id: str) -> int | None:
+        """Delete a session (and its index entry) and return its attempt count, in one
+        atomic operation; None if it was not stored or had expired."""
         raise NotImplementedError
 
     # -- queries for the Python API -----------------------------------------------------

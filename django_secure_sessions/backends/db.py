@@ -7,6 +7,7 @@ a creation one ``INSERT``, with no ``exists()`` probe before it.
 
 from __future__ import annotations
 
+import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,10 +18,11 @@ from typing import Any, Final
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
-from django.db.models import Field, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Field, Model, QuerySet
 
 from ..conf import conf
-from ..models import SecureSession
+from ..models import SecureSession, UserReauthAttempts
 from ..timeouts import EXPIRY_GRACE
 from .base import (
     SIGNATURE_LENGTH,
@@ -88,7 +90,7 @@ def _optional_datetime(epoch: int | None) -> datetime | None:
 def _meta_from_row(row: Row) -> SessionMeta:
     (_, user_id, created, last_activity, last_auth, absolute, expires, *client) = row
     return SessionMeta(
-        None if user_id is None else str(user_id),
+        _user_id_text(user_id),
         _timestamp(created),
         _epoch(last_activity) or 0,
         _epoch(last_auth),
@@ -102,6 +104,14 @@ def _meta_from_row(row: Row) -> SessionMeta:
 def _user_pk_field() -> Field[Any, Any]:
     target: Field[Any, Any] = SecureSession._meta.get_field("user").target_field
     return target
+
+
+def _user_id_text(column: Any) -> str | None:
+    """The user id as Django keeps it in the session, from the column as the driver
+    returns it outside the ORM (a UUID as 32 hex digits on SQLite, say)."""
+    if column is None or isinstance(column, int):
+        return None if column is None else str(column)
+    return str(_user_pk_field().to_python(column))
 
 
 def _user_pk(user_id: str | None) -> Any:
@@ -195,18 +205,94 @@ def _new_row(pending: PendingWrite) -> SecureSession:
     )
 
 
+def _names(alias: str, model: type[Model]) -> tuple[str, dict[str, str]]:
+    """The quoted table name of ``model`` on database ``alias`` and its quoted columns by
+    attribute name. Only these identifiers from the model's metadata go into the SQL
+    written here; every value is a parameter."""
+    quote = connections[alias].ops.quote_name
+    opts = model._meta
+    return quote(opts.db_table), {f.attname: quote(f.column) for f in opts.concrete_fields}
+
+
 @lru_cache(maxsize=8)
 def _load_sql(alias: str) -> str:
     """The load's SELECT, written once per database: building and compiling it through
     the ORM on every request costs more than running it."""
-    quote = connections[alias].ops.quote_name
-    opts = SecureSession._meta
-    column = {field.attname: quote(field.column) for field in opts.concrete_fields}
-    # Only identifiers from the model's metadata, quoted, go into the text; the values
-    # are parameters.
+    table, column = _names(alias, SecureSession)
     selected = ", ".join(column[name] for name in _COLUMNS)
-    table, where = quote(opts.db_table), f"{column['id']} = %s AND {column['expire_date']} > %s"
+    where = f"{column['id']} = %s AND {column['expire_date']} > %s"
     return f"SELECT {selected} FROM {table} WHERE {where}"  # noqa: S608
+
+
+def _returns_rows(connection: BaseDatabaseWrapper) -> bool:
+    """Whether UPDATE, DELETE and INSERT ... ON CONFLICT take a RETURNING clause on this
+    database, so that changing a row and reading it back is one atomic statement."""
+    if connection.vendor == "postgresql":
+        return True
+    # SQLite has had RETURNING since 3.35 (and upserts since 3.24).
+    return connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+
+
+# What deleting a session returns: the columns of a load, then its attempt count.
+_DELETED: Final = (*_COLUMNS, "reauth_attempts")
+_EXPIRES_AT: Final = _COLUMNS.index("expire_date")
+
+
+@lru_cache(maxsize=8)
+def _delete_sql(alias: str) -> str:
+    table, column = _names(alias, SecureSession)
+    returned = ", ".join(column[name] for name in _DELETED)
+    return f"DELETE FROM {table} WHERE {column['id']} = %s RETURNING {returned}"  # noqa: S608
+
+
+def _delete_returning(session_id: str) -> Row | None:
+    """Delete a session and return its row (``_DELETED``), or None if there was none.
+
+    One statement where the database has RETURNING: a SELECT then a DELETE in one
+    transaction would, on SQLite, take the read lock first and fail at once ("database
+    is locked") when a concurrent request writes meanwhile, as parallel attempts at the
+    re-authentication page do.
+    """
+    using = router.db_for_write(SecureSession)
+    if _returns_rows(connections[using]):
+        return _one_row(using, _delete_sql(using), [session_id])
+    sessions = _sessions(write=True).filter(pk=session_id)
+    with transaction.atomic(using=using):
+        row: Row | None = sessions.select_for_update().values_list(*_DELETED).first()
+        sessions.delete()
+    return row
+
+
+@lru_cache(maxsize=8)
+def _attempt_sql(alias: str) -> tuple[str, str]:
+    """The statements counting re-authentication attempts (see SessionStore): one on a
+    session, one for a user."""
+    table, column = _names(alias, SecureSession)
+    attempts, expires = column["reauth_attempts"], column["expire_date"]
+    count = (
+        f"UPDATE {table} SET {attempts} = {attempts} + 1 "  # noqa: S608
+        f"WHERE {column['id']} = %s AND {expires} > %s RETURNING {attempts}"
+    )
+    users, column = _names(alias, UserReauthAttempts)
+    user, start, counted = column["user_id"], column["window_start"], column["attempts"]
+    # A window that ended (started at or before the cutoff) starts again at this attempt.
+    ended = f"{users}.{start} <= %s"
+    count_user = (
+        f"INSERT INTO {users} ({user}, {start}, {counted}) VALUES (%s, %s, 1) "  # noqa: S608
+        f"ON CONFLICT ({user}) DO UPDATE SET "
+        f"{counted} = CASE WHEN {ended} THEN 1 ELSE {users}.{counted} + 1 END, "
+        f"{start} = CASE WHEN {ended} THEN EXCLUDED.{start} ELSE {users}.{start} END "
+        f"RETURNING {counted}, {start}"
+    )
+    return count, count_user
+
+
+def _one_row(alias: str, sql: str, params: list[Any]) -> Row | None:
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row: Row | None = cursor.fetchone()
+    return row
 
 
 def _fetch_stored(session_id: str) -> Row | None:
@@ -370,13 +456,82 @@ class SessionStore(SecureSessionBase):
     async def _aremove(self, session_id: str) -> None:
         await _sessions(write=True).filter(pk=session_id).adelete()
 
+    # Each of the four below is one statement where the database returns rows from an
+    # UPDATE, a DELETE or an upsert (PostgreSQL, SQLite 3.35+); elsewhere, the same in a
+    # transaction, under the row lock that the UPDATE or SELECT ... FOR UPDATE takes.
+
+    def _count_attempt(self, session_id: str) -> int | None:
+        using = router.db_for_write(SecureSession)
+        connection = connections[using]
+        if _returns_rows(connection):
+            now = connection.ops.adapt_datetimefield_value(_now())
+            row = _one_row(using, _attempt_sql(using)[0], [session_id, now])
+            return None if row is None else int(row[0])
+        with transaction.atomic(using=using):
+            if not _live(session_id).update(reauth_attempts=F("reauth_attempts") + 1):
+                return None
+            counted: int = (
+                _sessions(write=True)
+                .filter(pk=session_id)
+                .values_list("reauth_attempts", flat=True)
+                .get()
+            )
+        return counted
+
+    def _take(self, session_id: str) -> int | None:
+        row = _delete_returning(session_id)
+        # Rows live EXPIRY_GRACE past their expiry: one may be there after it ended.
+        if row is None or _timestamp(row[_EXPIRES_AT]) <= now_epoch():
+            return None
+        return int(row[-1])
+
+    @classmethod
+    def count_user_reauth_attempt(cls, user_id: str, window: int) -> tuple[int, int]:
+        using = router.db_for_write(UserReauthAttempts)
+        connection = connections[using]
+        user, now, cutoff = _user_pk(user_id), _now(), _now(-window)
+        if _returns_rows(connection):
+            adapt = connection.ops.adapt_datetimefield_value
+            db_user = _user_pk_field().get_db_prep_value(user, connection)  # a UUID, say
+            params = [db_user, adapt(now), adapt(cutoff), adapt(cutoff)]
+            upserted = _one_row(using, _attempt_sql(using)[1], params)
+            if upserted is None:  # an upsert returns its row: only a broken driver won't
+                raise DatabaseError("The re-authentication attempt count returned no row.")
+            row = upserted
+        else:
+            row = cls._count_user_attempt_in_transaction(using, user, now, cutoff)
+        left = int(_timestamp(row[1])) + window - now_epoch()
+        return int(row[0]), max(left, 1)
+
+    @staticmethod
+    def _count_user_attempt_in_transaction(
+        using: str, user: Any, now: datetime, cutoff: datetime
+    ) -> Row:
+        rows = UserReauthAttempts.objects.using(using).filter(user_id=user)
+        with transaction.atomic(using=using):
+            # In the current window; else, in one that ended, this attempt starts
+            # another; else the user's first attempt creates the row.
+            counted = rows.filter(window_start__gt=cutoff).update(attempts=F("attempts") + 1)
+            if not counted and not rows.update(attempts=1, window_start=now):
+                try:
+                    with transaction.atomic(using=using):
+                        rows.create(user_id=user, attempts=1, window_start=now)
+                except IntegrityError:
+                    # A concurrent first attempt created it: count on its window.
+                    rows.update(attempts=F("attempts") + 1)
+            row: Row = rows.values_list("attempts", "window_start").get()
+        return row
+
+    @classmethod
+    def uncount_user_reauth_attempt(cls, user_id: str, window: int) -> None:
+        UserReauthAttempts.objects.using(router.db_for_write(UserReauthAttempts)).filter(
+            user_id=_user_pk(user_id), attempts__gt=0, window_start__gt=_now(-window)
+        ).update(attempts=F("attempts") - 1)
+
     @classmethod
     def remove_session(cls, session_id: str) -> SessionMeta | None:
-        sessions = _sessions(write=True).filter(pk=session_id)
-        with transaction.atomic(using=router.db_for_write(SecureSession)):
-            row = sessions.values_list(*_COLUMNS).first()
-            sessions.delete()
-        return None if row is None else _meta_from_row(row)
+        row = _delete_returning(session_id)
+        return None if row is None else _meta_from_row(row[: len(_COLUMNS)])
 
     @classmethod
     def expired_batches(
@@ -386,7 +541,16 @@ class SessionStore(SecureSessionBase):
         expired = _sessions(write=True).filter(expire_date__lte=_retained())
         if dry_run:
             yield expired.count()
-            return
+        else:
+            yield from cls._expired_batches(expired, batch_size)
+        # The users' re-authentication counts whose window has ended: one row per user.
+        ended = UserReauthAttempts.objects.using(router.db_for_write(UserReauthAttempts))
+        ended = ended.filter(window_start__lte=_now(-conf.REAUTH_USER_FAILURE_WINDOW))
+        if removed := (ended.count() if dry_run else ended.delete()[0]):
+            yield removed
+
+    @staticmethod
+    def _expired_batches(expired: QuerySet[SecureSession], batch_size: int) -> Iterator[int]:
         # Batches are consecutive ranges of the expiry index, oldest first, each up to
         # the expiry of its batch_size-th session (and so with every session that
         # expired in that same second). Each batch reads and deletes only its own rows,

@@ -5,9 +5,12 @@ Layout, under the cache's ``KEY_PREFIX``:
 - ``secure_sessions:s:<id>``: a hash per session, expiring ``EXPIRY_GRACE`` after the
   session: ``r``, the record (JSON ``[<meta>,<data>]``, the meta's last activity and
   expiry included) under one signature, ``x`` (the expiry again, unsigned, for the
-  scripts' conditions) and ``u`` (the name of its user's index);
+  scripts' conditions), ``u`` (the name of its user's index) and ``f`` (re-authentication
+  attempts counted on it, written only by ``HINCRBY``: a save never rewrites it);
 - ``secure_sessions:u:<user id>``: a sorted set per user, session ids scored by their
-  expiry, pruned on every write, expiring with the user's last session.
+  expiry, pruned on every write, expiring with the user's last session;
+- ``secure_sessions:f:<user id>``: a hash of a user's re-authentication attempts in the
+  current window (``n``) and when it started (``t``), expiring when the window ends.
 
 Every operation is one round trip: a load is one ``HGET`` and one signature to verify;
 a save, index included, one Lua script that writes only if the session exists (or, to
@@ -109,12 +112,47 @@ end
 return 1
 """)
 
-# KEYS[1]: the session hash; ARGV[1]: the session id. Returns the signed record, or nil.
+# KEYS[1]: the session hash; ARGV[1]: the session id. Returns what the hash held: the
+# signed record, its expiry and its attempt count (each nil if absent).
 _DELETE: Final = _Script("""
-local found = redis.call('HMGET', KEYS[1], 'r', 'u')
+local found = redis.call('HMGET', KEYS[1], 'r', 'u', 'x', 'f')
 redis.call('DEL', KEYS[1])
 if found[2] then redis.call('ZREM', found[2], ARGV[1]) end
-return found[1]
+return {found[1], found[3], found[4]}
+""")
+
+# KEYS[1]: the session hash; ARGV[1]: now. Returns the attempt count after adding one, or
+# nil (and adds nothing) if the session is gone or has expired.
+_COUNT_ATTEMPT: Final = _Script("""
+if tonumber(redis.call('HGET', KEYS[1], 'x') or '0') <= tonumber(ARGV[1]) then return false end
+return redis.call('HINCRBY', KEYS[1], 'f', 1)
+""")
+
+# KEYS[1]: a user's attempt counter, a hash of the window's start ``t`` and its count
+# ``n``; ARGV[1]: now; ARGV[2]: the window in seconds. Counts one attempt, in a window
+# that it opens if the last one ended, and returns the count and the seconds left in the
+# window. The window follows the time it is given, as the sessions' expiries do; the key
+# expires with it, only so as not to linger.
+_COUNT_USER_ATTEMPT: Final = _Script("""
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local start = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+if start + window <= now then
+  start = now
+  redis.call('HSET', KEYS[1], 't', now, 'n', 0)
+  redis.call('EXPIRE', KEYS[1], window)
+end
+return {redis.call('HINCRBY', KEYS[1], 'n', 1), start + window - now}
+""")
+
+# KEYS[1], ARGV[1] and ARGV[2] as above. Takes one attempt back, if the window is still
+# open and counts any.
+_UNCOUNT_USER_ATTEMPT: Final = _Script("""
+local found = redis.call('HMGET', KEYS[1], 't', 'n')
+local start, count = tonumber(found[1] or '0'), tonumber(found[2] or '0')
+if start + tonumber(ARGV[2]) > tonumber(ARGV[1]) and count > 0 then
+  redis.call('HINCRBY', KEYS[1], 'n', -1)
+end
+return 0
 """)
 
 # KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix; ARGV[3...]: ids
@@ -204,6 +242,9 @@ class _Keys:
 
     def user(self, user_id: str) -> str:
         return f"{self.prefix}u:{user_id}"
+
+    def reauth_attempts(self, user_id: str) -> str:
+        return f"{self.prefix}f:{user_id}"
 
     @property
     def session_prefix(self) -> str:
@@ -457,11 +498,42 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def remove_session(cls, session_id: str) -> SessionMeta | None:
+        signed, _, _ = cls._delete(session_id)
+        return _meta(session_id, signed)
+
+    @staticmethod
+    def _delete(session_id: str) -> list[Any]:
         connection = _connection()
-        signed = _run(
+        found: list[Any] = _run(
             connection.client, _DELETE, [connection.keys.session(session_id)], [session_id]
         )
-        return _meta(session_id, signed)
+        return found
+
+    def _count_attempt(self, session_id: str) -> int | None:
+        connection = _connection()
+        keys = [connection.keys.session(session_id)]
+        count = _run(connection.client, _COUNT_ATTEMPT, keys, [now_epoch()])
+        return None if count is None else int(count)
+
+    def _take(self, session_id: str) -> int | None:
+        _, expires, attempts = self._delete(session_id)
+        # Kept EXPIRY_GRACE past its expiry, a record may still be there once it ended.
+        if expires is None or int(expires) <= now_epoch():
+            return None
+        return int(attempts or 0)
+
+    @classmethod
+    def count_user_reauth_attempt(cls, user_id: str, window: int) -> tuple[int, int]:
+        connection = _connection()
+        keys = [connection.keys.reauth_attempts(user_id)]
+        count, left = _run(connection.client, _COUNT_USER_ATTEMPT, keys, [now_epoch(), window])
+        return int(count), max(int(left), 1)
+
+    @classmethod
+    def uncount_user_reauth_attempt(cls, user_id: str, window: int) -> None:
+        connection = _connection()
+        keys = [connection.keys.reauth_attempts(user_id)]
+        _run(connection.client, _UNCOUNT_USER_ATTEMPT, keys, [now_epoch(), window])
 
     @classmethod
     def expired_batches(

@@ -1,0 +1,33 @@
+"""Serves the suite's project for tests through a real server: ``python -m
+tests.live_server FD``, with ``DJANGO_SETTINGS_MODULE=tests.live_settings``.
+
+It migrates its (fresh) database, creates the accounts ``USERS`` with ``PASSWORD``, then
+serves on the listening socket ``FD`` (tests/served.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from tests.served import serve
+
+USERS = ("ada", "grace", "edsger", "barbara")
+PASSWORD = "correct horse battery staple"
+
+
+def main() -> None:
+    listener = socket.socket(fileno=int(sys.argv[1]))
+    import django
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    for username in USERS:
+        get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+    serve(listener)
+
+
+if __name__ == "__main__":
+    main()

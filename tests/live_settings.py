@@ -1,0 +1,33 @@
+"""The suite's project as tests/live_server.py serves it, for tests through a real server.
+
+tests/settings.py, and from the environment (set by tests/test_reauth_burst.py):
+``LIVE_DATABASE_URL`` (a database of the server's own), ``LIVE_SESSION_ENGINE``,
+``LIVE_REDIS_URL`` and ``LIVE_REDIS_KEY_PREFIX``; the password checks go through the test's
+gate (tests/gate.py); the package's log goes to the server's output, where the tests read
+it.
+"""
+
+import os
+
+from tests.settings import *  # noqa: F403
+from tests.settings import database_from_url
+
+DATABASES = {"default": database_from_url(os.environ["LIVE_DATABASE_URL"])}
+SESSION_ENGINE = os.environ["LIVE_SESSION_ENGINE"]
+CACHES["default"]["LOCATION"] = os.environ["LIVE_REDIS_URL"]  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = os.environ["LIVE_REDIS_KEY_PREFIX"]  # noqa: F405
+AUTHENTICATION_BACKENDS = ["tests.gate.GatedBackend"]
+ALLOWED_HOSTS = ["127.0.0.1"]
+# Low enough that a test reaches it with a few sessions (the default is 20).
+SECURE_SESSIONS_REAUTH_USER_MAX_FAILURES = 8
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django_secure_sessions": {"handlers": ["console"], "level": "INFO"},
+        # Tracebacks of 500s, which the tests show with the log.
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
+    },
+}
