@@ -12,7 +12,7 @@ import sys
 
 from tests.served import serve
 
-USERS = ("ada", "grace", "edsger", "barbara")
+USERS = ("ada", "grace", "edsger", "barbara", "margaret")
 PASSWORD = "correct horse battery staple"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cache, lru_cache
@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.core.exceptions import EmptyResultSet
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Field, Model, QuerySet
@@ -238,29 +239,39 @@ _DELETED: Final = (*_COLUMNS, "reauth_attempts")
 _EXPIRES_AT: Final = _COLUMNS.index("expire_date")
 
 
-@lru_cache(maxsize=8)
-def _delete_sql(alias: str) -> str:
-    table, column = _names(alias, SecureSession)
-    returned = ", ".join(column[name] for name in _DELETED)
-    return f"DELETE FROM {table} WHERE {column['id']} = %s RETURNING {returned}"  # noqa: S608
+def _delete_returning(sessions: QuerySet[SecureSession], columns: Sequence[str]) -> list[Row]:
+    """Delete ``sessions`` and return these columns of each (as the driver gives them).
 
-
-def _delete_returning(session_id: str) -> Row | None:
-    """Delete a session and return its row (``_DELETED``), or None if there was none.
-
-    One statement where the database has RETURNING: a SELECT then a DELETE in one
-    transaction would, on SQLite, take the read lock first and fail at once ("database
-    is locked") when a concurrent request writes meanwhile, as parallel attempts at the
-    re-authentication page do.
+    One statement where the database has RETURNING, its condition compiled by the ORM:
+    a SELECT then a DELETE in one transaction would, on SQLite, take the read lock first
+    and fail at once ("database is locked") when a concurrent request writes meanwhile,
+    as parallel requests of one user (attempts at the re-authentication page, logins over
+    MAX_PER_USER) do.
     """
-    using = router.db_for_write(SecureSession)
-    if _returns_rows(connections[using]):
-        return _one_row(using, _delete_sql(using), [session_id])
-    sessions = _sessions(write=True).filter(pk=session_id)
-    with transaction.atomic(using=using):
-        row: Row | None = sessions.select_for_update().values_list(*_DELETED).first()
-        sessions.delete()
-    return row
+    using = sessions.db
+    connection = connections[using]
+    if not _returns_rows(connection):
+        with transaction.atomic(using=using):
+            rows: list[Row] = list(sessions.select_for_update().values_list(*columns))
+            sessions.delete()
+        return rows
+    query = sessions.query
+    try:
+        where, params = query.get_compiler(using).compile(query.where)
+    except EmptyResultSet:  # a condition that matches nothing, such as pk__in=[]
+        return []
+    table, column = _names(using, SecureSession)
+    returned = ", ".join(column[name] for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {where} RETURNING {returned}", params)  # noqa: S608
+        deleted: list[Row] = cursor.fetchall()
+    return deleted
+
+
+def _deleted_one(session_id: str) -> Row | None:
+    """Delete one session; its row (``_DELETED``), or None if there was none."""
+    rows = _delete_returning(_sessions(write=True).filter(pk=session_id), _DELETED)
+    return rows[0] if rows else None
 
 
 @lru_cache(maxsize=8)
@@ -479,7 +490,7 @@ class SessionStore(SecureSessionBase):
         return counted
 
     def _take(self, session_id: str) -> int | None:
-        row = _delete_returning(session_id)
+        row = _deleted_one(session_id)
         # Rows live EXPIRY_GRACE past their expiry: one may be there after it ended.
         if row is None or _timestamp(row[_EXPIRES_AT]) <= now_epoch():
             return None
@@ -530,7 +541,7 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def remove_session(cls, session_id: str) -> SessionMeta | None:
-        row = _delete_returning(session_id)
+        row = _deleted_one(session_id)
         return None if row is None else _meta_from_row(row[: len(_COLUMNS)])
 
     @classmethod
@@ -586,13 +597,10 @@ class SessionStore(SecureSessionBase):
     @classmethod
     def remove_sessions(cls, session_ids: list[str]) -> list[tuple[str, str | None]]:
         sessions = _sessions(write=True).filter(pk__in=session_ids)
-        with transaction.atomic(using=router.db_for_write(SecureSession)):
-            found: list[tuple[str, str | None]] = [
-                (session_id, None if user_id is None else str(user_id))
-                for session_id, user_id in sessions.values_list("pk", "user_id")
-            ]
-            sessions.delete()
-        return found
+        return [
+            (session_id, _user_id_text(user_id))
+            for session_id, user_id in _delete_returning(sessions, ("id", "user_id"))
+        ]
 
     @classmethod
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:
@@ -612,11 +620,10 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:
-        sessions = (
-            _sessions(write=True).filter(user_id=_user_pk(user_id)).exclude(pk__in=list(keep))
-        )
-        with transaction.atomic(using=router.db_for_write(SecureSession)):
-            # Expired rows are deleted too (they are dead anyway) but not reported.
-            revoked = list(sessions.filter(expire_date__gt=_now()).values_list("id", flat=True))
-            sessions.delete()
-        return revoked
+        sessions = _sessions(write=True).filter(user_id=_user_pk(user_id))
+        if kept := list(keep):
+            sessions = sessions.exclude(pk__in=kept)
+        # Expired rows are deleted too (they are dead anyway) but not reported.
+        now = now_epoch()
+        deleted = _delete_returning(sessions, ("id", "expire_date"))
+        return [session_id for session_id, expires in deleted if _timestamp(expires) > now]
