@@ -108,20 +108,26 @@ class ReauthView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         session = _session(request)
         common = self._common()
-        attempt = session.count_reauth_attempt()
+        user_id = common["user_id"]
+        window = conf.REAUTH_USER_FAILURE_WINDOW
+        limit = conf.REAUTH_USER_MAX_FAILURES
+        counted = left = 0  # the user's attempts in the window, when they are bounded
+        try:
+            attempt = session.count_reauth_attempt()
+            checkable = attempt is not None and attempt <= conf.REAUTH_MAX_FAILURES
+            if checkable and limit is not None and user_id is not None:
+                counted, left = type(session).count_user_reauth_attempt(user_id, window)
+        except session.storage_errors as error:
+            # Fail closed: an attempt that can't be counted is not checked.
+            return self._unavailable(common, error)
         if attempt is None:
             # Ended meanwhile (revoked, expired, locked out by a concurrent attempt).
             return self._signed_out(session)
         if attempt > conf.REAUTH_MAX_FAILURES:
             self._failed(common, attempt)
             return self._lock_out(session, common)
-        user_id = common["user_id"]
-        window = conf.REAUTH_USER_FAILURE_WINDOW
-        limit = conf.REAUTH_USER_MAX_FAILURES
-        if limit is not None and user_id is not None:
-            counted, left = type(session).count_user_reauth_attempt(user_id, window)
-            if counted > limit:
-                return self._too_many(common, left)
+        if limit is not None and counted > limit:
+            return self._too_many(common, left)
         self._attempt = attempt
         response = super().post(request, *args, **kwargs)
         if limit is not None and user_id is not None and self._confirmed:
@@ -195,6 +201,27 @@ class ReauthView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
             )
         return redirect_to_login(self._next_url())
 
+    def _unavailable(self, common: dict[str, Any], error: Exception) -> HttpResponse:
+        """Refuse an attempt, unchecked, as the storage that counts it failed; the
+        session goes on, and the user may try again."""
+        logger.error(
+            "Session %s of user %s: re-authentication refused, the session storage failed (%s)",
+            common["session_id"],
+            common["user_id"],
+            type(error).__name__,
+        )
+        message = _("Your password can't be checked right now. Please try again in a moment.")
+        return self._refused(message, 503)
+
+    def _refused(self, message: str, status: int) -> HttpResponse:
+        """The answer to an attempt refused unchecked: the message, and the form again."""
+        if wants_json(self.request):
+            return JsonResponse({"detail": message}, status=status)
+        # An unbound form: binding the posted one would check the password.
+        form_class: Any = self.get_form_class()
+        context = self.get_context_data(form=form_class(request=self.request), refused=message)
+        return self.render_to_response(context, status=status)
+
     def _too_many(self, common: dict[str, Any], retry_after: int) -> HttpResponse:
         """Refuse an attempt, unchecked, as the user's attempts across their sessions
         are used up until the window ends; the session itself goes on."""
@@ -211,13 +238,7 @@ class ReauthView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
             "Too many failed attempts for this account. Please try again in %(minutes)d minutes.",
             minutes,
         ) % {"minutes": minutes}
-        if wants_json(self.request):
-            response: HttpResponse = JsonResponse({"detail": message}, status=429)
-        else:
-            # An unbound form: binding the posted one would check the password.
-            form_class: Any = self.get_form_class()
-            context = self.get_context_data(form=form_class(request=self.request), refused=message)
-            response = self.render_to_response(context, status=429)
+        response = self._refused(message, 429)
         response["Retry-After"] = str(retry_after)
         return response
 

@@ -8,6 +8,7 @@ the default window), ``/sensitive/delete/`` (``max_age=60``), ``/sensitive/api-k
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -893,3 +894,34 @@ def test_the_users_window_follows_the_clock(
     assert store_class.count_user_reauth_attempt(user_id, 60) == (1, 60)
     # Another user's window is their own.
     assert store_class.count_user_reauth_attempt(f"{user_id}0", 60) == (1, 60)
+
+
+@pytest.mark.parametrize("headers", [{}, JSON], ids=["html", "json"])
+def test_a_storage_failure_fault_injection_refuses_the_attempt_unchecked(
+    signed_in: Client,
+    store_class: StoreClass,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    headers: dict[str, str],
+) -> None:
+    key = session_key(signed_in)
+
+    def fail(self: SecureSessionBase, session_id: str) -> int | None:
+        raise store_class.storage_errors[0]("injected: the storage went away")
+
+    monkeypatch.setattr(store_class, "_count_attempt", fail)
+    with caplog.at_level(logging.ERROR, logger="django_secure_sessions"):
+        response = signed_in.post(
+            REAUTH, {"password": factories.PASSWORD, "next": "/whoami/"}, headers=headers
+        )
+    monkeypatch.undo()
+
+    # Not counted, so not checked: even the right password confirms nothing.
+    assert response.status_code == 503
+    message = response.json()["detail"] if headers else response.content.decode()
+    assert "can't be checked right now" in message.replace("&#x27;", "'")
+    assert session_key(signed_in) == key
+    assert signed_in.get("/whoami/").status_code == 200  # the session goes on
+    [record] = [r for r in caplog.records if r.name == "django_secure_sessions"]
+    assert session_id(signed_in) in record.getMessage()
+    assert key not in record.getMessage()
