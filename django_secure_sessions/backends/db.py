@@ -299,6 +299,7 @@ def _attempt_sql(alias: str) -> tuple[str, str]:
 
 
 def _one_row(alias: str, sql: str, params: list[Any]) -> Row | None:
+    """The first row that ``sql`` returns on database ``alias``, or None."""
     connection = connections[alias]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -311,10 +312,7 @@ def _fetch_stored(session_id: str) -> Row | None:
     alias = router.db_for_read(SecureSession)
     connection = connections[alias]
     cutoff = connection.ops.adapt_datetimefield_value(_retained())
-    with connection.cursor() as cursor:
-        cursor.execute(_load_sql(alias), [session_id, cutoff])
-        row: Row | None = cursor.fetchone()
-    return row
+    return _one_row(alias, _load_sql(alias), [session_id, cutoff])
 
 
 def _record(session_id: str, row: Row | None) -> StoredRecord | None:
