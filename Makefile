@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-redis test screenshots lint format bench docs clean
+.PHONY: help demo demo-redis test screenshots lint format bench docs package clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,25 @@ bench: $(VENV)/.installed-test ## Run the benchmarks (ARGS, e.g. ARGS=--quick)
 
 docs: $(VENV)/.installed-docs ## Build the HTML docs into docs/_build/html
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# The sdist must hold the whole tree (MANIFEST.in), so that its tests run once unpacked: in a
+# clone, every file git tracks must be in it; then the tests run from the unpacked sdist, in a
+# virtualenv of its own that installs it (not this checkout).
+SDIST := dist/sdist
+
+package: $(VENV)/.installed-package ## Build the sdist and wheel into dist/, check them, run the tests from the sdist (ARGS)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*.tar.gz dist/*.whl
+	mkdir -p $(SDIST)
+	tar -xzf dist/*.tar.gz -C $(SDIST) --strip-components 1
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		missing=$$(git ls-files | while read -r f; do [ -e "$(SDIST)/$$f" ] || echo "  $$f"; done); \
+		if [ -n "$$missing" ]; then echo "error: the sdist lacks tracked files:"; echo "$$missing"; exit 1; fi; \
+		echo "The sdist holds every tracked file."; \
+	fi
+	cd $(SDIST) && $(PYTHON) -m venv .venv && .venv/bin/python -m pip install --quiet ".[test]"
+	cd $(SDIST) && .venv/bin/python -m pytest $(ARGS)
 
 clean: ## Remove build output and caches (keeps .venv and the demo database)
 	rm -rf build dist docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov
