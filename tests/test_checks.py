@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 import sys
 import types
 from collections import Counter
@@ -767,4 +768,49 @@ def test_check_functions_are_registered() -> None:
     )
     assert import_string("django_secure_sessions.checks.check_deploy") in (
         django_checks.registry.registry.get_checks(include_deployment_checks=True)
+    )
+
+
+# A process of its own: the app registry of this one has the app installed for good.
+WITHOUT_THE_APP = """
+import sys
+
+import django
+from django.conf import settings
+
+from tests import settings as base
+
+settings.configure(**{
+    **{name: getattr(base, name) for name in dir(base) if name.isupper()},
+    "INSTALLED_APPS": [app for app in base.INSTALLED_APPS if app != "django_secure_sessions"],
+    "SESSION_ENGINE": sys.argv[1],
+})
+django.setup()
+from django.core.handlers.wsgi import WSGIHandler
+
+WSGIHandler()  # what a WSGI server does as it starts: load the middleware
+print("started")
+"""
+
+
+@pytest.mark.parametrize("engine", [checks.DB_ENGINE, checks.REDIS_ENGINE])
+def test_an_engine_without_the_app_installed_stops_the_server_starting_naming_the_fix(
+    engine: str,
+) -> None:
+    # Nothing of the app runs at start-up then (no handlers, no checks): it must not serve.
+    result = subprocess.run(  # noqa: S603 (this interpreter, a fixed script)
+        [sys.executable, "-c", WITHOUT_THE_APP, engine],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "started" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: django_secure_sessions is used "
+        "(SESSION_ENGINE or MIDDLEWARE names it) but is not in INSTALLED_APPS: add "
+        '"django_secure_sessions" to INSTALLED_APPS (after "django.contrib.sessions"), then '
+        "run `manage.py migrate`."
     )

@@ -96,7 +96,9 @@ def project_urls() -> dict[str, str]:
 def test_the_package_index_page_links_to_the_source_docs_changelog_and_issues() -> None:
     urls = project_urls()
     assert set(urls) == {"Homepage", "Documentation", "Changelog", "Issues"}
-    assert all(url.startswith(urls["Homepage"] + "/") for name, url in urls.items() if name != "Homepage")
+    assert all(
+        url.startswith(urls["Homepage"] + "/") for name, url in urls.items() if name != "Homepage"
+    )
 
 
 def test_every_readme_link_works_on_the_package_index_page() -> None:
