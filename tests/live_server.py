@@ -2,11 +2,13 @@
 tests.live_server FD``, with ``DJANGO_SETTINGS_MODULE=tests.live_settings``.
 
 It migrates its (fresh) database, creates the accounts ``USERS`` with ``PASSWORD``, then
-serves on the listening socket ``FD`` (tests/served.py).
+serves on the listening socket ``FD`` (tests/served.py): one thread per connection, or all
+on one thread with ``LIVE_THREADED=0``.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -26,7 +28,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     for username in USERS:
         get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
-    serve(listener)
+    serve(listener, threaded=os.environ.get("LIVE_THREADED", "1") != "0")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 tests/settings.py, and from the environment (set by tests/test_reauth_burst.py):
 ``LIVE_DATABASE_URL`` (a database of the server's own), ``LIVE_SESSION_ENGINE``,
-``LIVE_REDIS_URL`` and ``LIVE_REDIS_KEY_PREFIX``; the password checks go through the test's
+``LIVE_REDIS_URL`` and ``LIVE_REDIS_KEY_PREFIX``, and optionally ``LIVE_CONN_MAX_AGE``
+(seconds, or ``none`` for connections kept for good) and ``LIVE_STATEMENT_TIMEOUT_MS`` (on
+PostgreSQL); the password checks go through the test's
 gate (tests/gate.py); the package's log goes to the server's output, where the tests read
 it.
 """
@@ -13,6 +15,10 @@ from tests.settings import *  # noqa: F403
 from tests.settings import database_from_url
 
 DATABASES = {"default": database_from_url(os.environ["LIVE_DATABASE_URL"])}
+if (max_age := os.environ.get("LIVE_CONN_MAX_AGE")) is not None:
+    DATABASES["default"]["CONN_MAX_AGE"] = None if max_age == "none" else int(max_age)
+if timeout := os.environ.get("LIVE_STATEMENT_TIMEOUT_MS"):
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={timeout}"
 SESSION_ENGINE = os.environ["LIVE_SESSION_ENGINE"]
 CACHES["default"]["LOCATION"] = os.environ["LIVE_REDIS_URL"]  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = os.environ["LIVE_REDIS_KEY_PREFIX"]  # noqa: F405

@@ -106,12 +106,21 @@ def free_port() -> int:
         return port
 
 
-def start_throwaway(executable: str, why: str) -> RedisServer:
-    """Start ``redis-server`` on a free port in a temporary directory and wait for it."""
-    directory = tempfile.TemporaryDirectory(prefix="secure-sessions-redis-")
-    port = free_port()
-    command = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", directory.name]
-    command += ["--save", "", "--appendonly", "no"]
+def start_throwaway(
+    executable: str, why: str, *, port: int | None = None, persist_in: str | None = None
+) -> RedisServer:
+    """Start ``redis-server`` on a free port (or ``port``) and wait for it. It keeps nothing
+    on disk, in a temporary directory, unless ``persist_in`` names a directory: there it
+    keeps an append-only file written through on every command, so that killed and
+    started again on it, it has everything it acknowledged."""
+    directory = None if persist_in else tempfile.TemporaryDirectory(prefix="secure-sessions-redis-")
+    port = free_port() if port is None else port
+    where = persist_in or (directory.name if directory else "")
+    command = [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", where]
+    if persist_in:
+        command += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+    else:
+        command += ["--save", "", "--appendonly", "no"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
     url = with_test_database(f"redis://127.0.0.1:{port}")
     server = RedisServer(
@@ -154,8 +163,10 @@ def wait_until_ready(process: subprocess.Popen[bytes]) -> tuple[bool, str]:
 
 
 def drain(stream: IO[bytes]) -> None:
-    while stream.read(4096):
-        pass
+    # Until the server exits; then the pipe is closed here, where it is read.
+    with stream:
+        while stream.read(4096):
+            pass
 
 
 def find_redis() -> RedisServer:

@@ -95,15 +95,18 @@ def launch(module: str, env: Mapping[str, str], log_path: Path, ready: str) -> S
     return server
 
 
-def serve(listener: socket.socket) -> None:
+def serve(listener: socket.socket, *, threaded: bool = True) -> None:
     """Serve the configured project on ``listener`` (bound and listening already), one
-    thread per connection; static files as ``runserver`` serves them."""
+    thread per connection (or, not ``threaded``, every request on this thread, which then
+    keeps its database connection between requests as ``CONN_MAX_AGE`` says); static
+    files as ``runserver`` serves them."""
     from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler, WSGIServer
     from django.core.wsgi import get_wsgi_application
 
     host, port = listener.getsockname()[:2]
-    server = ThreadedWSGIServer((host, port), WSGIRequestHandler, bind_and_activate=False)
+    server_class = ThreadedWSGIServer if threaded else WSGIServer
+    server = server_class((host, port), WSGIRequestHandler, bind_and_activate=False)
     server.socket.close()  # the one it made; it serves on ours
     server.socket = listener
     server.server_name, server.server_port = host, port

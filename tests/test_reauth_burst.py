@@ -11,99 +11,27 @@ the burst has been answered.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.cookies import SimpleCookie
-from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import redis
-from django.conf import settings
 
-from tests.gate import REAUTH_PATH, Gate
+from tests.gate import Gate
+from tests.live_client import LOGIN_PATH, REQUEST_TIMEOUT, Browser, Response, own_database
 from tests.live_server import PASSWORD
 from tests.served import ServedProcess, launch
 
 MAX_FAILURES = 5  # SECURE_SESSIONS_REAUTH_MAX_FAILURES's default
 USER_MAX_FAILURES = 8  # tests/live_settings.py
 WRONG = "not the password"
-LOGIN_PATH = "/accounts/login/"
 # The Redis database of the servers (not the suite's, which other tests empty).
 LIVE_REDIS_DATABASE = 12
-# How long a burst may take to be answered on a slow machine (it takes well under one).
-BURST_TIMEOUT = 60
-
-
-@dataclass
-class Response:
-    status: int
-    location: str
-    body: str
-
-
-@dataclass
-class Browser:
-    """A client of the live server with a cookie jar, as one browser (or script) is."""
-
-    server: ServedProcess
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(
-        self, method: str, path: str, form: dict[str, str] | None = None, accept: str = "*/*"
-    ) -> Response:
-        connection = http.client.HTTPConnection(
-            self.server.host, self.server.port, timeout=BURST_TIMEOUT
-        )
-        headers = {
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-            "Accept": accept,
-        }
-        body = None
-        if form is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            body = urlencode({**form, "csrfmiddlewaretoken": self.cookies["csrftoken"]})
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            answer = connection.getresponse()
-            for header in answer.headers.get_all("Set-Cookie") or ():
-                self._keep(header)
-            return Response(
-                answer.status, answer.getheader("Location") or "", answer.read().decode()
-            )
-        finally:
-            connection.close()
-
-    def _keep(self, header: str) -> None:
-        for name, morsel in SimpleCookie(header).items():
-            if morsel["max-age"] == "0" or "1970" in morsel["expires"]:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = morsel.value
-
-    def sign_in(self, username: str) -> None:
-        self.request("GET", LOGIN_PATH)
-        answer = self.request("POST", LOGIN_PATH, {"username": username, "password": PASSWORD})
-        assert answer.status == HTTPStatus.FOUND, answer.body
-
-    @property
-    def session_key(self) -> str | None:
-        return self.cookies.get(settings.SESSION_COOKIE_NAME)
-
-    def signed_in_as(self) -> str:
-        """Who the server says is signed in here ("" for nobody)."""
-        return self.request("GET", "/whoami/").body
-
-    def attempt(self, password: str) -> Response:
-        return self.request("POST", REAUTH_PATH, {"password": password})
 
 
 def sessions_left(server: ServedProcess, username: str) -> int:
@@ -125,31 +53,6 @@ def gate() -> Iterator[Gate]:
     opened = Gate()
     yield opened
     opened.close()
-
-
-@contextmanager
-def own_database(directory: Path) -> Iterator[str]:
-    """The URL of a new database for a server, on the suite's database server."""
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        yield f"sqlite:///{directory / 'db.sqlite3'}"
-        return
-    name = f"dss_live_{secrets.token_hex(4)}"
-    params = {
-        "host": database["HOST"],
-        "port": database["PORT"],
-        "user": database["USER"],
-        "password": database["PASSWORD"],
-        "dbname": "postgres",
-    }
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        user = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
-        yield f"postgres://{user}@{database['HOST']}:{database['PORT']}/{name}"
-    finally:
-        with psycopg.connect(**params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=["db", "redis"])
@@ -183,11 +86,11 @@ def server(
 
 
 def answered_while_held(futures: list[Future[Response]], count: int) -> int:
-    """Wait until ``count`` of the requests are answered (or BURST_TIMEOUT); return how
+    """Wait until ``count`` of the requests are answered (or REQUEST_TIMEOUT); return how
     many were."""
     pending = set(futures)
     while len(futures) - len(pending) < count:
-        done, pending = wait(pending, timeout=BURST_TIMEOUT, return_when=FIRST_COMPLETED)
+        done, pending = wait(pending, timeout=REQUEST_TIMEOUT, return_when=FIRST_COMPLETED)
         if not done:
             break
     return len(futures) - len(pending)
@@ -261,7 +164,7 @@ def test_a_right_password_in_flight_yields_no_session_once_the_lockout_ended_it(
     try:
         right = pool.submit(attempt_with, server, browser.cookies, PASSWORD)
         # The right password's check (the last allowed) is under way ...
-        assert gate.wait_for_checks(checks_before + 1, BURST_TIMEOUT) == checks_before + 1
+        assert gate.wait_for_checks(checks_before + 1, REQUEST_TIMEOUT) == checks_before + 1
         # ... when one more guess ends the session, unchecked.
         late = attempt_with(server, browser.cookies, WRONG)
     finally:
