@@ -19,20 +19,25 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.dispatch import Signal
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils.html import escape
 from django.utils.http import http_date
+from django.utils.translation import gettext as _
 
 from . import signals
 from .backends.base import USER_ID_KEY, SecureSessionBase, now_epoch
 from .binding import Mismatch, client_ip, ip_mismatch, request_user_agent, user_agent_mismatch
 from .conf import conf
+from .decorators import wants_json
+from .exceptions import SessionStorageUnavailable
 from .timeouts import EndReason, activity_due, end_reason
 
 logger = logging.getLogger("django_secure_sessions")
@@ -183,11 +188,67 @@ def _refresh_cookie(response: HttpResponseBase, session: SecureSessionBase, key:
 
 
 def _touch_failed(session: SecureSessionBase, exc: Exception) -> None:
+    # A storage failure is logged once per outage, where the engine met it; the
+    # response stands, as only the activity of a request that changed nothing is lost.
     if isinstance(exc, UpdateError):
         # Revoked or expired while this request ran: the next request finds it gone.
         logger.info("Session %s ended during the request", session.session_id)
+
+
+# Seconds a client is asked to wait before trying again when the storage failed.
+RETRY_AFTER: Final = 10
+
+
+def _unavailable(request: HttpRequest) -> HttpResponse:
+    """The answer to a request whose session could not be written: 503, with no detail
+    of the failure (that is in the log), so the user knows the action did not happen."""
+    message = _("This action could not be saved right now. Please try again in a moment.")
+    response: HttpResponse
+    if wants_json(request):
+        response = JsonResponse({"detail": message}, status=HTTPStatus.SERVICE_UNAVAILABLE)
     else:
-        logger.error("Could not record activity of session %s", session.session_id, exc_info=exc)
+        title = escape(_("Service unavailable"))
+        response = HttpResponse(
+            f"<!DOCTYPE html><title>{title}</title><h1>{title}</h1><p>{escape(message)}</p>",
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+        )
+    response["Retry-After"] = str(RETRY_AFTER)
+    # The engine logged the outage, once (StorageOutage); Django's handler would add an
+    # error line per 503 on django.request, a flood while the storage is down. This is
+    # the attribute Django's own log_response() sets to log a response only once.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+def _save_due(session: SecureSessionBase, response: HttpResponseBase) -> bool:
+    """Whether Django's SessionMiddleware would save the session after this response.
+
+    The middleware saves it first, itself (see ``_saved``): from SessionMiddleware, a
+    storage failure would escape as a 500 with a traceback, and a change the view made
+    would be lost with no sign to the user."""
+    return (
+        session.modified
+        and response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR
+        and not session.is_empty()
+    )
+
+
+def _saved(session: SecureSessionBase, response: HttpResponseBase) -> None:
+    """After a save here: what SessionMiddleware does after its own, which it then
+    skips (nothing is modified any more) unless code outside this middleware changes
+    the session again."""
+    session.modified = False
+    key = session.session_key
+    if key is not None:
+        _refresh_cookie(response, session, key)
+
+
+def _interrupted() -> SessionInterrupted:
+    # As SessionMiddleware says it: Django answers it with 400.
+    return SessionInterrupted(
+        "The request's session was deleted before the request completed. The user may have "
+        "logged out in a concurrent request, for example."
+    )
 
 
 def _secure_session(request: HttpRequest) -> SecureSessionBase | None:
@@ -219,8 +280,17 @@ class SecureSessionMiddleware:
                 session.get(USER_ID_KEY)  # this request's one load
                 self._check(request, session)
             response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
-            key = _activity_due(request, session)
-            if session is not None and key is not None:
+            if session is None:
+                return response
+            if _save_due(session, response):
+                try:
+                    session.save()
+                except SessionStorageUnavailable:
+                    return _unavailable(request)
+                except UpdateError as exc:
+                    raise _interrupted() from exc
+                _saved(session, response)
+            elif (key := _activity_due(request, session)) is not None:
                 try:
                     session.touch()
                 except _write_errors(session) as exc:
@@ -239,8 +309,17 @@ class SecureSessionMiddleware:
                 await session.aget(USER_ID_KEY)
                 await self._acheck(request, session)
             response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
-            key = _activity_due(request, session)
-            if session is not None and key is not None:
+            if session is None:
+                return response
+            if _save_due(session, response):
+                try:
+                    await session.asave()
+                except SessionStorageUnavailable:
+                    return _unavailable(request)
+                except UpdateError as exc:
+                    raise _interrupted() from exc
+                _saved(session, response)
+            elif (key := _activity_due(request, session)) is not None:
                 try:
                     await session.atouch()
                 except _write_errors(session) as exc:
@@ -250,6 +329,13 @@ class SecureSessionMiddleware:
             return response
         finally:
             current_request.reset(token)
+
+    @staticmethod
+    def process_exception(request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A view whose session write failed (a login's key rotation, a logout's delete).
+        if isinstance(exception, SessionStorageUnavailable):
+            return _unavailable(request)
+        return None
 
     @staticmethod
     def _check(request: HttpRequest, session: SecureSessionBase) -> None:

@@ -10,7 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from django_secure_sessions.backends.base import SecureSessionBase
+from django_secure_sessions.backends import base
+from django_secure_sessions.backends.base import SecureSessionBase, StorageOutage
 from django_secure_sessions.backends.redis import aclose_connections
 from tests.browsing import Browsers
 from tests.factories import UserFactory
@@ -20,6 +21,13 @@ ENGINES = {
     "db": "django_secure_sessions.backends.db",
     "redis": "django_secure_sessions.backends.redis",
 }
+
+
+@pytest.fixture(autouse=True)
+def fresh_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with storage that has not failed yet in this process: an outage
+    is logged once, so one test's failure would otherwise hide the next one's."""
+    monkeypatch.setattr(base, "outage", StorageOutage())
 
 
 @pytest.fixture

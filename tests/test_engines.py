@@ -48,7 +48,11 @@ from django_secure_sessions.backends.base import (
 from django_secure_sessions.backends.redis import aclose_connections
 from django_secure_sessions.binding import user_agent_digest
 from django_secure_sessions.conf import conf
-from django_secure_sessions.exceptions import SensitiveDataError, SessionTooLarge
+from django_secure_sessions.exceptions import (
+    SensitiveDataError,
+    SessionStorageUnavailable,
+    SessionTooLarge,
+)
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.signals import session_rotated
 from tests.marks import async_test
@@ -1294,7 +1298,11 @@ def test_redis_down_fault_injection_load_is_empty_and_logged(
     with override_settings(CACHES=unreachable), caplog.at_level(logging.ERROR):
         store = loaded(store_class, key)
         assert dict(store.items()) == {}
-        assert store.session_key is None
+        # Kept (so that SessionMiddleware keeps the cookie), but not written under.
+        assert store.session_key == key
+        store["cart"] = ["pen"]
+        with pytest.raises(SessionStorageUnavailable):
+            store.save()
 
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.name for r in errors] == ["django_secure_sessions"]
@@ -1317,7 +1325,10 @@ async def test_redis_down_fault_injection_async_load_is_empty_and_logged(
     with override_settings(CACHES=unreachable), caplog.at_level(logging.ERROR):
         store = store_class(UNKNOWN_KEY)
         assert await store.aget("cart") is None
-        assert store.session_key is None
+        assert store.session_key == UNKNOWN_KEY
+        await store.aset("cart", ["pen"])
+        with pytest.raises(SessionStorageUnavailable):
+            await store.asave()
         await aclose_connections()
 
     assert [r.name for r in caplog.records if r.levelno >= logging.ERROR] == [

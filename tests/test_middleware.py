@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import Morsel
 from typing import TYPE_CHECKING, Any, cast
+from unittest.mock import patch
 
 import pytest
 import redis
@@ -24,20 +25,25 @@ import time_machine
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
-from django.db import connection
-from django.test import AsyncClient, Client
+from django.db import OperationalError, connection
+from django.db.backends.utils import CursorWrapper
+from django.test import AsyncClient, Client, override_settings
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from django_secure_sessions import signals
 from django_secure_sessions.backends.base import (
+    OUTAGE_REPORT_INTERVAL,
     USER_ID_KEY,
     SecureSessionBase,
     SessionMeta,
+    StorageOutage,
     session_id_for_key,
 )
+from django_secure_sessions.backends.redis import aclose_connections
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.timeouts import EXPIRY_GRACE
 from tests.factories import PASSWORD
+from tests.redis_server import free_port
 from tests.sessions import capture
 from tests.user_agents import (
     CHROME_119_WINDOWS,
@@ -1126,3 +1132,124 @@ async def test_a_session_revoked_during_the_request_stays_revoked(
     assert not await browser.is_stored(key)  # not brought back by the activity write
     assert any("ended during the request" in r.getMessage() for r in caplog.records)
     assert signed_in_as(await browser.get("/whoami/")) is None
+
+
+# -- the storage failing --------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def storage_down(engine: str) -> AsyncIterator[None]:
+    """Fault injection: the session storage fails, for every thread (the async client's
+    queries run in threads of their own): Redis on a port where nothing listens, or each
+    statement on the db engine's table raising the database's OperationalError."""
+    if engine == "redis":
+        default = settings.CACHES["default"]
+        unreachable = {**default, "LOCATION": f"redis://127.0.0.1:{free_port()}/15"}
+        # The async clients of this event loop are replaced with the settings: closed.
+        await aclose_connections()
+        with override_settings(CACHES={"default": unreachable}):
+            try:
+                yield
+            finally:
+                await aclose_connections()
+        return
+    original = CursorWrapper.execute
+
+    def failing(self: CursorWrapper, sql: Any, params: Any = None) -> Any:
+        if SecureSession._meta.db_table in str(sql):
+            raise OperationalError("fault injection: the sessions table is unreachable")
+        return original(self, sql, params)
+
+    with patch.object(CursorWrapper, "execute", failing):
+        yield
+
+
+async def test_storage_down_fault_injection_a_write_gets_503_and_the_session_survives(
+    browser: Browser, user: AbstractBaseUser, engine: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await browser.log_in(user)
+    assert (await browser.get("/cart/add/")).content == b"book"
+    key = browser.session_key
+
+    async with storage_down(engine):
+        with caplog.at_level(logging.WARNING):
+            writes = [await browser.get("/cart/add/") for _ in range(5)]
+            reads = [await browser.get("/whoami/") for _ in range(5)]
+
+    for response in writes:
+        assert response.status_code == 503
+        assert response["Retry-After"] == "10"
+        assert b"could not be saved" in response.content
+        assert session_cookie(response) is None  # neither set nor deleted
+    assert [signed_in_as(response) for response in reads] == [None] * 5
+    assert not any(deletes_the_cookie(response) for response in reads)
+    # Once, not once per request (nor a line per 503 from Django's handler).
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        f"Session storage ({settings.SESSION_ENGINE}) failed"
+    ]
+    assert key not in caplog.text
+    # Storage back: the same session, and nothing refused was written.
+    assert browser.session_key == key
+    assert signed_in_as(await browser.get("/whoami/")) == user.get_username()
+    assert (await browser.get("/cart/add/")).content == b"book,book"
+
+
+async def test_storage_down_fault_injection_a_login_gets_503_and_no_session(
+    browser: Browser, user: AbstractBaseUser, engine: str
+) -> None:
+    async with storage_down(engine):
+        response = await browser.post(
+            str(settings.LOGIN_URL), {"username": user.get_username(), "password": PASSWORD}
+        )
+
+    assert response.status_code == 503
+    assert session_cookie(response) is None
+    assert signed_in_as(await browser.get("/whoami/")) is None
+    await browser.log_in(user)  # storage back: signing in works
+
+
+async def test_storage_down_fault_injection_answers_json_to_an_api_client(
+    engine: str, user: AbstractBaseUser, async_redis_cleanup: None, async_db_cleanup: None
+) -> None:
+    client = AsyncClient()
+    assert isinstance(user, User)  # the test suite's AUTH_USER_MODEL
+    await client.aforce_login(user)
+
+    async with storage_down(engine):
+        response = await client.get("/cart/add/", headers={"Accept": "application/json"})
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "This action could not be saved right now. Please try again in a moment."
+    }
+
+
+def test_a_storage_outage_is_logged_when_it_starts_once_a_minute_and_when_it_ends(
+    frozen: time_machine.TimeMachineFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    outage = StorageOutage()
+    error = ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with caplog.at_level(logging.INFO, "django_secure_sessions"):
+        for _ in range(100):
+            outage.failed("the store", error)
+        frozen.shift(OUTAGE_REPORT_INTERVAL - 1)
+        outage.failed("the store", error)
+        frozen.shift(1)
+        for _ in range(100):
+            outage.failed("the store", error)
+        for _ in range(3):
+            outage.answered("the store")
+        outage.failed("the store", error)
+
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in lines] == ["ERROR", "ERROR", "WARNING", "ERROR"]
+    assert lines[0][1].startswith("Session storage (the store) failed; ")
+    assert lines[0][1].endswith(f"ConnectionError: {error}")
+    assert lines[1][1].startswith(
+        "Session storage (the store) still failing after 60 s, 102 failed operations."
+    )
+    assert lines[2][1] == (
+        "Session storage (the store) answers again, after 60 s and 201 failed operations."
+    )
+    assert lines[3][1].startswith("Session storage (the store) failed; ")

@@ -19,8 +19,10 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Final
@@ -36,10 +38,72 @@ from django.utils.crypto import get_random_string
 from .. import signals, timeouts
 from ..binding import USER_AGENT_MAX_LENGTH, summarize_user_agent, user_agent_digest
 from ..conf import conf
-from ..exceptions import SensitiveDataError, SessionTooLarge
+from ..exceptions import SensitiveDataError, SessionStorageUnavailable, SessionTooLarge
 
 logger = logging.getLogger("django_secure_sessions")
 security_logger = logging.getLogger("django.security.SuspiciousSession")
+
+# While the session storage keeps failing, how often (seconds) the log says so again.
+OUTAGE_REPORT_INTERVAL: Final = 60.0
+
+
+class StorageOutage:
+    """Whether this process's session storage is failing, so that an outage is logged
+    when it starts, once a minute while it lasts and when it ends, instead of once per
+    request: in a flood of failures, one line per request would bury everything else.
+
+    The hot path pays one attribute read (``answered`` while nothing is failing).
+    """
+
+    def __init__(self) -> None:
+        self.failing = False
+        self._lock = threading.Lock()
+        self._since = self._reported = 0.0
+        self._failures = 0
+
+    def failed(self, store: str, error: BaseException) -> None:
+        now = time.time()
+        with self._lock:
+            self._failures += 1
+            if not self.failing:
+                self.failing, self._since, self._reported, self._failures = True, now, now, 1
+                # The storage's own message names the server and the failure, never a
+                # session key (only digests are ever sent to storage).
+                logger.error(
+                    "Session storage (%s) failed; sessions fail closed until it answers "
+                    "again (requests go on without their session, those that must write "
+                    "one get 503; logged again once a minute while it lasts). %s: %s",
+                    store,
+                    type(error).__name__,
+                    error,
+                )
+            elif now - self._reported >= OUTAGE_REPORT_INTERVAL:
+                self._reported = now
+                logger.error(
+                    "Session storage (%s) still failing after %.0f s, %d failed operations. "
+                    "Last: %s: %s",
+                    store,
+                    now - self._since,
+                    self._failures,
+                    type(error).__name__,
+                    error,
+                )
+
+    def answered(self, store: str) -> None:
+        if not self.failing:
+            return
+        with self._lock:
+            if self.failing:
+                self.failing = False
+                logger.warning(
+                    "Session storage (%s) answers again, after %.0f s and %d failed operations.",
+                    store,
+                    time.time() - self._since,
+                    self._failures,
+                )
+
+
+outage = StorageOutage()
 
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
@@ -377,6 +441,9 @@ class SecureSessionBase(SessionBase):
     _stored_payload: str | None = None
     _stored_meta: SessionMeta | None = None
     _stored_version = ""
+    # Set when this request's load failed: the session is unknown, not absent, so it is
+    # neither adopted nor written (see _unreadable).
+    _unreadable_error: BaseException | None = None
 
     def __init__(self, session_key: str | None = None) -> None:
         # What SessionBase.__init__ does, but for resolving SESSION_SERIALIZER with
@@ -533,14 +600,52 @@ class SecureSessionBase(SessionBase):
         if key is None:
             return {}
         session_id = session_id_for_key(key)
-        return self._adopt(session_id, self._read(session_id))
+        try:
+            record = self._read(session_id)
+        except self.storage_errors as error:
+            return self._unreadable(error)
+        outage.answered(type(self).__module__)
+        return self._adopt(session_id, record)
+
+    def _unreadable(self, error: BaseException) -> dict[str, Any]:
+        """Fail closed when the storage can't be read: without it, a valid session can't
+        be told from a forged one, so the request goes on with no session data
+        (anonymous). The key is kept, not forgotten as an unknown one is: Django's
+        SessionMiddleware would otherwise delete the cookie of a session that may be
+        fine once the storage answers again. And nothing is written under it (see
+        ``_writing``): a save now would replace the stored data with this request's."""
+        outage.failed(type(self).__module__, error)
+        self._unreadable_error = error
+        self._forget()
+        return {}
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Around every write: the storage's failure becomes ``SessionStorageUnavailable``
+        (which the middleware answers with 503), logged once per outage."""
+        if self._unreadable_error is not None:
+            msg = "This request's session could not be read, so it is not written."
+            raise SessionStorageUnavailable(msg) from self._unreadable_error
+        try:
+            yield
+        except SessionStorageUnavailable:
+            raise
+        except self.storage_errors as error:
+            outage.failed(type(self).__module__, error)
+            msg = f"The session storage failed ({type(error).__name__}: {error})."
+            raise SessionStorageUnavailable(msg) from error
 
     async def aload(self) -> dict[str, Any]:
         key = self.session_key
         if key is None:
             return {}
         session_id = session_id_for_key(key)
-        return self._adopt(session_id, await self._aread(session_id))
+        try:
+            record = await self._aread(session_id)
+        except self.storage_errors as error:
+            return self._unreadable(error)
+        outage.answered(type(self).__module__)
+        return self._adopt(session_id, record)
 
     def exists(self, session_key: str) -> bool:
         if not is_valid_session_key(session_key):
@@ -616,20 +721,22 @@ class SecureSessionBase(SessionBase):
         return None
 
     def _store(self, pending: PendingWrite, must_create: bool) -> None:
-        if pending.ends_at_once:
-            # Removed rather than stored: no load would accept it, and the cleanup
-            # would keep it EXPIRY_GRACE longer for nothing.
-            self._remove(pending.session_id)
-            self._forget()
-        else:
-            self._written(pending, self._write(pending, must_create))
+        with self._writing():
+            if pending.ends_at_once:
+                # Removed rather than stored: no load would accept it, and the cleanup
+                # would keep it EXPIRY_GRACE longer for nothing.
+                self._remove(pending.session_id)
+                self._forget()
+            else:
+                self._written(pending, self._write(pending, must_create))
 
     async def _astore(self, pending: PendingWrite, must_create: bool) -> None:
-        if pending.ends_at_once:
-            await self._aremove(pending.session_id)
-            self._forget()
-        else:
-            self._written(pending, await self._awrite(pending, must_create))
+        with self._writing():
+            if pending.ends_at_once:
+                await self._aremove(pending.session_id)
+                self._forget()
+            else:
+                self._written(pending, await self._awrite(pending, must_create))
 
     def create(self) -> None:
         while True:
@@ -768,21 +875,25 @@ class SecureSessionBase(SessionBase):
     def discard_ended(self) -> None:
         """Delete the record of a session that the load found ended (see ``ended``)."""
         if self.ended is not None:
-            self._remove(self.ended.session_id)
+            with self._writing():
+                self._remove(self.ended.session_id)
 
     async def adiscard_ended(self) -> None:
         if self.ended is not None:
-            await self._aremove(self.ended.session_id)
+            with self._writing():
+                await self._aremove(self.ended.session_id)
 
     def delete(self, session_key: str | None = None) -> None:
         key = self.session_key if session_key is None else session_key
         if key is not None and is_valid_session_key(key):
-            self._remove(session_id_for_key(key))
+            with self._writing():
+                self._remove(session_id_for_key(key))
 
     async def adelete(self, session_key: str | None = None) -> None:
         key = self.session_key if session_key is None else session_key
         if key is not None and is_valid_session_key(key):
-            await self._aremove(session_id_for_key(key))
+            with self._writing():
+                await self._aremove(session_id_for_key(key))
 
     # -- re-authentication attempts -----------------------------------------------------
     #

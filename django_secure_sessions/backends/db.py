@@ -18,11 +18,19 @@ from typing import Any, Final
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.exceptions import EmptyResultSet
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Field, Model, QuerySet
 
 from ..conf import conf
+from ..exceptions import SessionStorageUnavailable
 from ..models import SecureSession, UserReauthAttempts
 from ..timeouts import EXPIRY_GRACE
 from .base import (
@@ -396,7 +404,9 @@ def _cleanup_transaction(using: str) -> Iterator[None]:
 class SessionStore(SecureSessionBase):
     """Database-backed secure sessions."""
 
-    storage_errors = (DatabaseError,)
+    # InterfaceError: a connection the server dropped (pg_terminate_backend, a restart)
+    # is closed, and using it again raises that rather than a DatabaseError.
+    storage_errors = (DatabaseError, InterfaceError, SessionStorageUnavailable)
     # Rows deleted per batch (one transaction): few enough that a batch holds locks for
     # a fraction of a second (SQLite's covers the whole database: about 0.3 s), enough
     # that the batches' commits add little to one DELETE of everything (on SQLite each

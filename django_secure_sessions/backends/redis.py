@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 import inspect
 import itertools
-import logging
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +46,7 @@ from django.dispatch import receiver
 from django_redis import get_redis_connection
 from django_redis.cache import RedisCache
 
+from ..exceptions import SessionStorageUnavailable
 from ..timeouts import EXPIRY_GRACE
 from .base import (
     DECODE_ERRORS,
@@ -63,8 +63,6 @@ from .base import (
     sign,
     unsign,
 )
-
-logger = logging.getLogger("django_secure_sessions")
 
 
 @dataclass(frozen=True)
@@ -428,12 +426,6 @@ def _saved(result: Any, must_create: bool, call: _Save) -> str | None:
     return call.version if result == 1 else None
 
 
-def _read_failed(session_id: str) -> None:
-    # Fail closed: without storage we can't tell a valid session from a forged one,
-    # so the request goes on without a session; the stored one is left untouched.
-    logger.exception("Redis is unreachable: session %s not loaded", session_id)
-
-
 def _infos(found: Sequence[Any]) -> list[SessionInfo]:
     infos = []
     now = now_epoch()
@@ -448,7 +440,7 @@ def _infos(found: Sequence[Any]) -> list[SessionInfo]:
 class SessionStore(SecureSessionBase):
     """Redis-backed secure sessions."""
 
-    storage_errors = (redis.exceptions.RedisError,)
+    storage_errors = (redis.exceptions.RedisError, SessionStorageUnavailable)
     # Per-user indexes pruned per pipelined round trip. Redis runs a batch's commands
     # one after the other, so a smaller batch lets other clients in sooner; the index
     # names of a batch are what it holds in memory (about 4 MB: benchmarks/cleanup.py).
@@ -456,22 +448,14 @@ class SessionStore(SecureSessionBase):
 
     def _read(self, session_id: str) -> StoredRecord | None:
         connection = _connection()
-        try:
-            found = connection.client.hget(connection.keys.session(session_id), "r")
-        except redis.exceptions.RedisError:
-            _read_failed(session_id)
-            return None
+        found = connection.client.hget(connection.keys.session(session_id), "r")
         return None if found is None else _parse(session_id, found)
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
         client = _async_client()
         if client is None:
             return await sync_to_async(self._read)(session_id)
-        try:
-            found = await client.hget(_connection().keys.session(session_id), "r")
-        except redis.exceptions.RedisError:
-            _read_failed(session_id)
-            return None
+        found = await client.hget(_connection().keys.session(session_id), "r")
         return None if found is None else _parse(session_id, found)
 
     def _write(self, pending: PendingWrite, must_create: bool) -> str | None:
