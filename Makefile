@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-redis test screenshots lint format bench docs package clean
+.PHONY: help demo demo-redis test screenshots lint format bench docs messages package clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,6 +88,15 @@ package: $(VENV)/.installed-package ## Build the sdist and wheel into dist/, che
 	fi
 	cd $(SDIST) && $(PYTHON) -m venv .venv && .venv/bin/python -m pip install --quiet ".[test]"
 	cd $(SDIST) && .venv/bin/python -m pytest $(ARGS)
+
+# The languages whose catalogues ship in django_secure_sessions/locale (tests/test_translations.py
+# checks each). makemessages and compilemessages need GNU gettext: apt-get install gettext.
+LANGUAGES := de es fr pt_BR ru zh_Hans
+
+messages: $(VENV)/.installed-core ## Update the translation catalogues from the code and compile them
+	cd django_secure_sessions && $(CURDIR)/$(PY) -m django makemessages --no-obsolete \
+		--add-location file $(addprefix --locale ,$(LANGUAGES))
+	cd django_secure_sessions && $(CURDIR)/$(PY) -m django compilemessages
 
 clean: ## Remove build output and caches (keeps .venv and the demo database)
 	rm -rf build dist docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov

@@ -1,10 +1,11 @@
 from django.apps import AppConfig, apps
 from django.core import checks
+from django.utils.translation import gettext_lazy as _
 
 
 class SecureSessionsConfig(AppConfig):
     name = "django_secure_sessions"
-    verbose_name = "Secure sessions"
+    verbose_name = _("Secure sessions")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
