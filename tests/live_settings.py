@@ -4,7 +4,8 @@ tests/settings.py, and from the environment (set by tests/test_reauth_burst.py):
 ``LIVE_DATABASE_URL`` (a database of the server's own), ``LIVE_SESSION_ENGINE``,
 ``LIVE_REDIS_URL`` and ``LIVE_REDIS_KEY_PREFIX``, and optionally ``LIVE_CONN_MAX_AGE``
 (seconds, or ``none`` for connections kept for good) and ``LIVE_STATEMENT_TIMEOUT_MS`` (on
-PostgreSQL); the password checks go through the test's
+PostgreSQL), and ``LIVE_CSP=1`` to serve every page under a Content Security Policy
+(tests/csp.py); the password checks go through the test's
 gate (tests/gate.py); the package's log goes to the server's output, where the tests read
 it.
 """
@@ -22,6 +23,8 @@ if timeout := os.environ.get("LIVE_STATEMENT_TIMEOUT_MS"):
 SESSION_ENGINE = os.environ["LIVE_SESSION_ENGINE"]
 CACHES["default"]["LOCATION"] = os.environ["LIVE_REDIS_URL"]  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = os.environ["LIVE_REDIS_KEY_PREFIX"]  # noqa: F405
+if os.environ.get("LIVE_CSP") == "1":
+    MIDDLEWARE = ["tests.csp.ContentSecurityPolicyMiddleware", *MIDDLEWARE]  # noqa: F405
 AUTHENTICATION_BACKENDS = ["tests.gate.GatedBackend"]
 ALLOWED_HOSTS = ["127.0.0.1"]
 # Low enough that a test reaches it with a few sessions (the default is 20).

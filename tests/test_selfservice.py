@@ -16,6 +16,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.staticfiles import finders
 from django.test import AsyncClient
 from django.urls import reverse
 
@@ -151,6 +152,23 @@ def test_a_session_without_client_details_is_an_unknown_device(
     assert page.count("Unknown device") == 1
     assert " · </div>" not in page
     assert ">·" not in page
+
+
+@pytest.mark.parametrize("path", [LIST, REVOKE_OTHERS])
+def test_the_pages_are_styled_by_a_static_file_and_link_back_to_the_site(
+    people: People, path: str
+) -> None:
+    page = people.laptop.get(path).content.decode()
+
+    # Nothing inline that a Content Security Policy of style-src 'self' would block
+    # (tests/e2e/test_csp.py shows the page styled under one, in Chromium).
+    assert "<style" not in page
+    assert " style=" not in page
+    [stylesheet] = elements(page, "link", rel="stylesheet")
+    assert stylesheet["href"] == "/static/django_secure_sessions/secure_sessions.css"
+    assert finders.find("django_secure_sessions/secure_sessions.css")
+    [back] = elements(page, "a", **{"class": "secure-sessions-back"})
+    assert back["href"] == "/"
 
 
 def test_the_phone_sees_itself_as_this_device(people: People) -> None:

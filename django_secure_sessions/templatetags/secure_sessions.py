@@ -1,10 +1,11 @@
-"""Template filters of the session pages: ``{% load secure_sessions %}``."""
+"""Template tags and filters of the session pages: ``{% load secure_sessions %}``."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from django import template
+from django.urls import get_script_prefix
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
@@ -21,3 +22,10 @@ def active_since(moment: datetime) -> str:
     if timezone.now() - moment < JUST_NOW:
         return gettext("Active just now")
     return gettext("Active %(time)s ago") % {"time": timesince(moment)}
+
+
+@register.simple_tag
+def site_root() -> str:
+    """The site's root ("/", or the script prefix it is served under): where the pages'
+    "Back to the site" link leads."""
+    return get_script_prefix()
