@@ -98,11 +98,22 @@ def revoke_user_sessions(
     ``keep`` is a session (e.g. ``request.session``), a public session id, or an
     iterable of either.
     """
+    return len(_revoke_user_sessions(user, keep=keep, reason=reason, request=request))
+
+
+def _revoke_user_sessions(
+    user: Model | Any,
+    *,
+    keep: Keep = None,
+    reason: str = "api",
+    request: HttpRequest | None = None,
+) -> list[str]:
+    """``revoke_user_sessions()``, returning the public ids of the sessions ended."""
     user_id = user_id_of(user)
     revoked = session_store_class().remove_user_sessions(user_id, _kept_ids(keep))
     for session_id in revoked:
         announce_revoked(request, user_id, session_id, reason)
-    return len(revoked)
+    return revoked
 
 
 alist_user_sessions = sync_to_async(list_user_sessions)

@@ -89,6 +89,14 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "sqlite://"))}
+# A second database, for the commands' --database (tests/test_commands.py); created only
+# for the tests that ask for it. Its test database must not be the default's.
+DATABASES["other"] = {
+    **DATABASES["default"],
+    "TEST": {"NAME": f"test_{DATABASES['default']['NAME'].strip(':')}_other"},
+}
+if DATABASES["other"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["other"]["TEST"] = {}  # an in-memory database of its own
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

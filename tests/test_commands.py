@@ -32,6 +32,8 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from django_secure_sessions import list_user_sessions
 from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key
+from django_secure_sessions.backends.db import SessionStore as DbSessionStore
+from django_secure_sessions.backends.db import using_database
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.signals import session_revoked
 from django_secure_sessions.timeouts import EXPIRY_GRACE
@@ -731,3 +733,95 @@ def test_importsessions_needs_one_of_our_engines(settings: SettingsWrapper) -> N
     error = fails("importsessions")
 
     assert "is not a django-secure-sessions engine" in str(error)
+
+
+# -- -v 2 and --database --------------------------------------------------------------------
+
+
+def public_ids(clients: Iterable[Client]) -> list[str]:
+    return [
+        session_id_for_key(client.cookies[settings.SESSION_COOKIE_NAME].value) for client in clients
+    ]
+
+
+def test_revokesessions_lists_each_session_by_public_id_with_verbosity_2(
+    three_users: tuple[dict[User, list[Client]], Client],
+) -> None:
+    browsers, _ = three_users
+    alice = next(user for user in browsers if user.username == "alice")
+    keys = [client.cookies[settings.SESSION_COOKIE_NAME].value for client in browsers[alice]]
+
+    output = run("revokesessions", "--user", "alice", "-v", "2")
+
+    lines = output.splitlines()
+    assert sorted(lines[:2]) == sorted(
+        f"  revoked session {i}" for i in public_ids(browsers[alice])
+    )
+    assert lines[2:] == ["alice: revoked 2 sessions.", "Revoked 2 sessions in all."]
+    assert not any(key in output for key in keys)
+
+
+def test_revokesessions_all_lists_each_session_and_its_user_with_verbosity_2(
+    three_users: tuple[dict[User, list[Client]], Client],
+) -> None:
+    browsers, shopper = three_users
+    expected = {
+        f"  revoked session {session_id} of user {user.pk}"
+        for user, clients in browsers.items()
+        for session_id in public_ids(clients)
+    } | {f"  revoked session {public_ids([shopper])[0]} of user None"}
+
+    output = run("revokesessions", "--all", "-v", "2")
+
+    assert {line for line in output.splitlines() if line.startswith("  ")} == expected
+
+
+def test_importsessions_lists_each_session_by_public_id_with_verbosity_2(
+    settings: SettingsWrapper, engine: str
+) -> None:
+    settings.SESSION_ENGINE = DJANGO_DB_ENGINE
+    django_session = DjangoDbStore()
+    django_session["cart"] = ["book"]
+    django_session.create()
+    key = django_session.session_key
+    assert key is not None
+    settings.SESSION_ENGINE = f"django_secure_sessions.backends.{engine}"
+
+    first = run("importsessions", "-v", "2")
+    second = run("importsessions", "-v", "2")
+
+    assert first.splitlines()[0] == f"  session {session_id_for_key(key)}: imported"
+    assert second.splitlines()[0] == f"  session {session_id_for_key(key)}: already imported"
+    assert key not in first + second
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+@pytest.mark.parametrize("engine", ["db"], indirect=True)
+def test_revokesessions_and_clearsecuresessions_work_on_the_database_named(
+    engine: str, make_user: Callable[..., User]
+) -> None:
+    make_user(username="alice")
+    elsewhere = User.objects.db_manager("other").create_user("alice")
+    with using_database("other"):
+        store = DbSessionStore()
+        store[USER_ID_KEY] = str(elsewhere.pk)
+        store.save()
+    here = browser(User.objects.get(username="alice"))
+
+    output = run("revokesessions", "--user", "alice", "--database", "other", "-v", "2")
+
+    assert output.splitlines() == [
+        f"  revoked session {store.session_id}",
+        "alice: revoked 1 session.",
+        "Revoked 1 session in all.",
+    ]
+    assert SecureSession.objects.using("other").count() == 0
+    assert signed_in_as(here) == "alice"  # the default database's session is untouched
+    assert run("clearsecuresessions", "--database", "other") == "Removed no expired sessions.\n"
+
+
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+def test_clearsecuresessions_refuses_a_database_on_the_redis_engine(engine: str) -> None:
+    error = fails("clearsecuresessions", "--database", "other")
+
+    assert "the Redis engine keeps them in the cache" in str(error)

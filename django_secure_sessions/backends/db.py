@@ -11,6 +11,7 @@ import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from functools import cache, lru_cache
 from typing import Any, Final
@@ -163,9 +164,35 @@ def _retained() -> datetime:
     return _now(-EXPIRY_GRACE)
 
 
-def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
+# The database that a management command's --database names, in its context only (see
+# using_database); elsewhere the routers choose, as for any model.
+_chosen_database: ContextVar[str | None] = ContextVar(
+    "django_secure_sessions.database", default=None
+)
+
+
+def _alias(model: type[Model], *, write: bool) -> str:
+    chosen = _chosen_database.get()
+    if chosen is not None:
+        return chosen
     route = router.db_for_write if write else router.db_for_read
-    return SecureSession.objects.using(route(SecureSession))
+    alias: str = route(model)
+    return alias
+
+
+@contextmanager
+def using_database(alias: str | None) -> Iterator[None]:
+    """Keep the sessions (and the counts of re-authentication attempts) in ``alias``, not
+    where the routers say, within this block; None changes nothing."""
+    token = _chosen_database.set(alias)
+    try:
+        yield
+    finally:
+        _chosen_database.reset(token)
+
+
+def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
+    return SecureSession.objects.using(_alias(SecureSession, write=write))
 
 
 def _stored(session_id: str) -> QuerySet[SecureSession]:
@@ -317,7 +344,7 @@ def _one_row(alias: str, sql: str, params: list[Any]) -> Row | None:
 
 def _fetch_stored(session_id: str) -> Row | None:
     """The row of ``_stored(session_id)``: the same query, without the ORM's overhead."""
-    alias = router.db_for_read(SecureSession)
+    alias = _alias(SecureSession, write=False)
     connection = connections[alias]
     cutoff = connection.ops.adapt_datetimefield_value(_retained())
     return _one_row(alias, _load_sql(alias), [session_id, cutoff])
@@ -425,7 +452,7 @@ class SessionStore(SecureSessionBase):
 
     def _write(self, pending: PendingWrite, must_create: bool) -> str:
         if must_create:
-            using = router.db_for_write(SecureSession)
+            using = _alias(SecureSession, write=True)
             # A lone INSERT in autocommit mode is atomic; inside the caller's
             # transaction, a savepoint keeps a (vanishingly unlikely) key collision
             # from breaking that transaction.
@@ -447,7 +474,7 @@ class SessionStore(SecureSessionBase):
         if must_create:
             try:
                 await _new_row(pending).asave(
-                    force_insert=True, using=router.db_for_write(SecureSession)
+                    force_insert=True, using=_alias(SecureSession, write=True)
                 )
             except IntegrityError as exc:
                 raise CreateError from exc
@@ -480,7 +507,7 @@ class SessionStore(SecureSessionBase):
     # transaction, under the row lock that the UPDATE or SELECT ... FOR UPDATE takes.
 
     def _count_attempt(self, session_id: str) -> int | None:
-        using = router.db_for_write(SecureSession)
+        using = _alias(SecureSession, write=True)
         connection = connections[using]
         if _returns_rows(connection):
             now = connection.ops.adapt_datetimefield_value(_now())
@@ -506,7 +533,7 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def count_user_reauth_attempt(cls, user_id: str, window: int) -> tuple[int, int]:
-        using = router.db_for_write(UserReauthAttempts)
+        using = _alias(UserReauthAttempts, write=True)
         connection = connections[using]
         user, now, cutoff = _user_pk(user_id), _now(), _now(-window)
         if _returns_rows(connection):
@@ -543,7 +570,7 @@ class SessionStore(SecureSessionBase):
 
     @classmethod
     def uncount_user_reauth_attempt(cls, user_id: str, window: int) -> None:
-        UserReauthAttempts.objects.using(router.db_for_write(UserReauthAttempts)).filter(
+        UserReauthAttempts.objects.using(_alias(UserReauthAttempts, write=True)).filter(
             user_id=_user_pk(user_id), attempts__gt=0, window_start__gt=_now(-window)
         ).update(attempts=F("attempts") - 1)
 
@@ -563,7 +590,7 @@ class SessionStore(SecureSessionBase):
         else:
             yield from cls._expired_batches(expired, batch_size)
         # The users' re-authentication counts whose window has ended: one row per user.
-        ended = UserReauthAttempts.objects.using(router.db_for_write(UserReauthAttempts))
+        ended = UserReauthAttempts.objects.using(_alias(UserReauthAttempts, write=True))
         ended = ended.filter(window_start__lte=_now(-conf.REAUTH_USER_FAILURE_WINDOW))
         if removed := (ended.count() if dry_run else ended.delete()[0]):
             yield removed

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from ...api import session_store_class
 from ...backends.base import SecureSessionBase
+from ...backends.db import using_database
 
 
 def counted(count: int, singular: str, plural: str) -> str:
@@ -52,15 +54,33 @@ Writer = Callable[[str], None]
 
 
 class SessionCommand(BaseCommand):
-    """A command that reports what it did unless run with ``-v 0``; errors and refusals
-    (on stderr) are always shown."""
+    """A command that reports what it did unless run with ``-v 0``, and what it did to
+    each session (by public id, never a key) with ``-v 2``; errors and refusals (on
+    stderr) are always shown. ``--database`` names the database it works on."""
 
     verbosity = 1
+    # What --database means for the command, in its help.
+    database_help = "The database of the sessions (db engine) and of the users"
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.add_argument(
+            "--database",
+            choices=tuple(connections),
+            help=f"{self.database_help} (default: where the database routers say).",
+        )
+        return parser
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         self.verbosity = options.get("verbosity", 1)
-        return super().execute(*args, **options)
+        # The db engine's queries go to --database for the whole command.
+        with using_database(options.get("database")):
+            return super().execute(*args, **options)
 
     def say(self, text: str) -> None:
         if self.verbosity > 0:
+            self.stdout.write(text)
+
+    def detail(self, text: str) -> None:
+        if self.verbosity > 1:
             self.stdout.write(text)

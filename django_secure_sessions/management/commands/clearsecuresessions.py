@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from ...backends.db import SessionStore as DbSessionStore
 from ._common import (
     SessionCommand,
     configured_store,
@@ -34,6 +35,11 @@ class Command(SessionCommand):
 
     def handle(self, *args: Any, dry_run: bool, batch_size: int | None, **options: Any) -> None:
         store = configured_store()
+        if options["database"] is not None and not issubclass(store, DbSessionStore):
+            raise CommandError(
+                "--database names where the db engine keeps sessions; the Redis engine keeps "
+                "them in the cache SESSION_CACHE_ALIAS names, and expires them by itself."
+            )
         total = 0
         with storage_errors_reported(store):
             for count in store.expired_batches(batch_size, dry_run=dry_run):

@@ -12,12 +12,14 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
-from ...backends.base import SecureSessionBase, now_epoch
+from ...backends.base import SecureSessionBase, now_epoch, session_id_for_key
 from ...exceptions import SensitiveDataError, SessionTooLarge
 from ._common import SessionCommand, configured_store, counted, storage_errors_reported
 
 # (session key, data, expiry in epoch seconds)
 Found = tuple[str, dict[str, Any], int]
+# What -v 2 says became of each session, by its public id (never its key).
+DETAIL = {"imported": "imported", "already": "already imported", "refused": "refused"}
 
 
 class Command(SessionCommand):
@@ -45,11 +47,14 @@ class Command(SessionCommand):
 
     def handle(self, *args: Any, source: str, dry_run: bool, **options: Any) -> None:
         store = configured_store()
-        found = self._from_db() if source == "db" else self._from_cache()
+        found = self._from_db(options["database"]) if source == "db" else self._from_cache()
         outcomes: Counter[str] = Counter()
         with storage_errors_reported(store):
             for key, data, expires in found:
-                outcomes[self._import(store, key, data, expires, dry_run=dry_run)] += 1
+                outcome = self._import(store, key, data, expires, dry_run=dry_run)
+                outcomes[outcome] += 1
+                what = DETAIL[outcome] if not dry_run else f"would be {DETAIL[outcome]}"
+                self.detail(f"  session {session_id_for_key(key)}: {what}")
         verb = "Would import" if dry_run else "Imported"
         imported = counted(outcomes["imported"], "session", "sessions")
         summary = [f"{verb} {imported} from Django's {source} engine"]
@@ -80,9 +85,9 @@ class Command(SessionCommand):
             return "refused"
 
     @staticmethod
-    def _from_db() -> Iterator[Found]:
+    def _from_db(database: str | None) -> Iterator[Found]:
         decoder = DjangoDbStore()
-        sessions = decoder.model.objects.filter(expire_date__gt=timezone.now())
+        sessions = decoder.model.objects.using(database).filter(expire_date__gt=timezone.now())
         try:
             rows = sessions.values_list("session_key", "session_data", "expire_date").iterator(
                 chunk_size=1000

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.db.models import Model
 
-from ...api import announce_revoked, list_user_sessions, revoke_user_sessions
+from ...api import _revoke_user_sessions, announce_revoked, list_user_sessions
 from ...backends.base import SecureSessionBase
 from ._common import (
     SessionCommand,
@@ -64,11 +64,14 @@ class Command(SessionCommand):
         **options: Any,
     ) -> None:
         store = configured_store()
+        database = options["database"]
         with storage_errors_reported(store):
             if usernames:
-                total = self._revoke_users(self._users(usernames, by_id=False), dry_run=dry_run)
+                users = self._users(usernames, by_id=False, database=database)
+                total = self._revoke_users(users, dry_run=dry_run)
             elif user_ids:
-                total = self._revoke_users(self._users(user_ids, by_id=True), dry_run=dry_run)
+                users = self._users(user_ids, by_id=True, database=database)
+                total = self._revoke_users(users, dry_run=dry_run)
             else:
                 total = self._revoke_all(store, batch_size, dry_run=dry_run)
         verb = "Would revoke" if dry_run else "Revoked"
@@ -76,11 +79,11 @@ class Command(SessionCommand):
         self.say(self.style.SUCCESS(f"{verb} {in_all} in all."))
 
     @staticmethod
-    def _users(names: list[str], *, by_id: bool) -> list[Model]:
+    def _users(names: list[str], *, by_id: bool, database: str | None) -> list[Model]:
         """All the users named (by USERNAME_FIELD, or by primary key), or an error naming
         those that don't exist (and nothing is revoked: a typo in an incident must not go
         unnoticed)."""
-        manager = get_user_model()._default_manager
+        manager = get_user_model()._default_manager.db_manager(database)
         users: list[Model] = []
         unknown: list[str] = []
         for name in dict.fromkeys(names):
@@ -96,25 +99,29 @@ class Command(SessionCommand):
 
     def _revoke_users(self, users: list[Model], *, dry_run: bool) -> int:
         total = 0
+        verb = "would revoke" if dry_run else "revoked"
         for user in users:
-            name = str(user)
             if dry_run:
-                count = len(list_user_sessions(user))
+                session_ids = [info.id for info in list_user_sessions(user)]
             else:
-                count = revoke_user_sessions(user, reason=REASON)
-            total += count
-            verb = "would revoke" if dry_run else "revoked"
-            self.say(f"{name}: {verb} {counted(count, 'session', 'sessions')}.")
+                session_ids = _revoke_user_sessions(user, reason=REASON)
+            for session_id in session_ids:
+                self.detail(f"  {verb} session {session_id}")
+            total += len(session_ids)
+            self.say(f"{user}: {verb} {counted(len(session_ids), 'session', 'sessions')}.")
         return total
 
     def _revoke_all(self, store: type[SecureSessionBase], batch_size: int, *, dry_run: bool) -> int:
         total = 0
         for batch in store.all_session_ids(batch_size):
             if dry_run:
+                for session_id in batch:
+                    self.detail(f"  would revoke session {session_id}")
                 total += len(batch)
                 continue
             for session_id, user_id in store.remove_sessions(batch):
                 announce_revoked(None, user_id, session_id, REASON)
+                self.detail(f"  revoked session {session_id} of user {user_id}")
                 total += 1
             self.say(f"Revoked {counted(total, 'session', 'sessions')} so far.")
         return total
