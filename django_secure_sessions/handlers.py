@@ -30,7 +30,7 @@ from django.http import HttpRequest
 
 from . import signals
 from .api import revoke_user_sessions, session_store_class, user_id_of
-from .backends.base import USER_ID_KEY, SecureSessionBase
+from .backends.base import ORIGIN_REQUEST, ORIGIN_SCRIPT, USER_ID_KEY, SecureSessionBase
 from .binding import client_ip, request_user_agent
 from .conf import conf
 from .middleware import current_request
@@ -66,10 +66,11 @@ def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: 
     session = _secure_session(request)
     if request is None or session is None:
         return
-    session.record_login()
     # A login outside an HTTP request (the test client's force_login(), a script) has
     # no client to bind to: the session's first request binds it instead.
-    if "REMOTE_ADDR" in request.META:
+    over_http = "REMOTE_ADDR" in request.META
+    session.record_login(ORIGIN_REQUEST if over_http else ORIGIN_SCRIPT)
+    if over_http:
         session.bind_client(client_ip(request), request_user_agent(request))
     _enforce_limit(request, session, user)
 

@@ -42,6 +42,8 @@ class SecureSession(models.Model):
     browser = models.CharField(_("browser"), max_length=128, blank=True)
     os = models.CharField(_("operating system"), max_length=128, blank=True)
     device = models.CharField(_("device"), max_length=128, blank=True)
+    # How the session began: see backends.base.SessionMeta.origin.
+    origin = models.CharField(_("origin"), max_length=16, blank=True, default="")
     # Re-authentication attempts since the key was last rotated: only ever incremented
     # in the database (see backends.db.SessionStore._count_attempt), never saved from a
     # request's copy of the session.

@@ -34,6 +34,7 @@ from django.core.signals import setting_changed
 from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 from django.utils.crypto import get_random_string
+from django.utils.translation import gettext
 
 from .. import signals, timeouts
 from ..binding import USER_AGENT_MAX_LENGTH, summarize_user_agent, user_agent_digest
@@ -107,6 +108,11 @@ outage = StorageOutage()
 
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
+
+# How a session began (SessionMeta.origin).
+ORIGIN_REQUEST: Final = ""
+ORIGIN_SCRIPT: Final = "script"
+ORIGIN_IMPORTED: Final = "imported"
 
 # Keys that Django itself writes into sessions. They are never refused, even when a
 # FORBIDDEN_KEYS pattern matches them ("_password_reset_token" contains "password").
@@ -283,6 +289,10 @@ class SessionMeta:
     ``absolute_expiry`` is when it ends whatever the activity (login + ABSOLUTE_TIMEOUT).
     ``ip`` is the client address the session is bound to (empty: bound to none);
     ``ua_digest`` the digest of the raw user agent (empty: not bound yet).
+    ``origin`` is how the session began, for the pages that show it before its first
+    request fills in the client: ``ORIGIN_REQUEST`` (a sign-in over HTTP, or an
+    anonymous visit), ``ORIGIN_SCRIPT`` (signed in outside a request: a script, the test
+    client's ``force_login()``) or ``ORIGIN_IMPORTED`` (copied by ``importsessions``).
     """
 
     user_id: str | None = None
@@ -297,6 +307,7 @@ class SessionMeta:
     browser: str = ""
     os: str = ""
     device: str = ""
+    origin: str = ""
 
     # The order of fields in the compact list form used by the Redis engine.
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -312,6 +323,7 @@ class SessionMeta:
         "browser",
         "os",
         "device",
+        "origin",
     )
 
     def same_except_activity(self, other: SessionMeta | None) -> bool:
@@ -354,7 +366,13 @@ class SessionInfo:
     browser: str
     os: str
     device: str
+    origin: str = ORIGIN_REQUEST
     is_current: bool = field(default=False, compare=False)
+
+    @property
+    def device_label(self) -> str:
+        """What to call the session's device on a page (see ``device_label``)."""
+        return device_label(self.browser, self.os, self.device, self.origin)
 
     @classmethod
     def from_meta(cls, session_id: str, meta: SessionMeta) -> SessionInfo:
@@ -371,7 +389,26 @@ class SessionInfo:
             browser=meta.browser,
             os=meta.os,
             device=meta.device,
+            origin=meta.origin,
         )
+
+
+def device_label(browser: str, os: str, device: str, origin: str) -> str:
+    """ "Firefox · Ubuntu", "Mobile Safari · iOS · iPhone", or, for a session whose
+    client is not known yet (its first request fills it in), "Unknown device" and how
+    the session began: "Unknown device (imported)"."""
+    # "Other" is what the user agent parser says of what it doesn't know (a desktop's
+    # device, say): not worth showing.
+    known = [part for part in (browser, os, device) if part and part != "Other"]
+    if known:
+        return " · ".join(known)
+    if browser or os:
+        return gettext("Unknown device")
+    if origin == ORIGIN_IMPORTED:
+        return gettext("Unknown device (imported)")
+    if origin == ORIGIN_SCRIPT:
+        return gettext("Unknown device (signed in by a script)")
+    return gettext("Unknown device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -764,8 +801,9 @@ class SecureSessionBase(SessionBase):
         # Loads (once), so that self.meta reflects storage before it is changed.
         self._get_session()  # type: ignore[attr-defined]
 
-    def record_login(self) -> None:
-        """Stamp a fresh authentication: created, last authentication, absolute expiry.
+    def record_login(self, origin: str = ORIGIN_REQUEST) -> None:
+        """Stamp a fresh authentication: created, last authentication, absolute expiry,
+        and how the session began (``origin``).
 
         Called at login (``user_logged_in``); saved with the session's next save.
         """
@@ -773,6 +811,7 @@ class SecureSessionBase(SessionBase):
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
         meta.created = now_precise()
+        meta.origin = origin
         meta.user_id = None if (uid := self.get(USER_ID_KEY)) is None else str(uid)
         self._stamp_authentication(meta, now)
         self.meta = meta
@@ -1025,6 +1064,12 @@ class SecureSessionBase(SessionBase):
         page (0 at the end). Costs a page, whatever the number of sessions."""
         raise NotImplementedError
 
+    @classmethod
+    def count_signed_in(cls) -> int:
+        """How many live sessions have a user (what the admin's Sessions page lists on
+        the Redis engine)."""
+        raise NotImplementedError
+
     # -- maintenance, for the management commands ------------------------------------------
 
     @classmethod
@@ -1078,6 +1123,7 @@ class SecureSessionBase(SessionBase):
         # The guards of assignment apply: a session holding a forbidden key is refused.
         store._checked(data)
         now = now_epoch()
+        store.meta = replace(store._new_meta(now), origin=ORIGIN_IMPORTED)
         pending = store._prepare(session_key, data, True, max(expires - now, 1))
         if dry_run:
             return not store.exists(session_key)
