@@ -10,7 +10,6 @@ its own; the Redis is the test's own, on a free loopback port (never the shared 
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ import pytest
 from django.conf import settings
 
 from django_secure_sessions.models import SecureSession
-from tests.live_client import LOGIN_PATH, Browser, Response, own_database
+from tests.live_client import LOGIN_PATH, Browser, Response, live_env, own_database
 from tests.live_server import PASSWORD
 from tests.redis_server import RedisServer, free_port, required, start_throwaway
 from tests.served import ServedProcess, launch
@@ -69,18 +68,6 @@ def who(browser: Browser) -> str:
 
 def add_to_cart(browser: Browser) -> Response:
     return browser.request("GET", "/cart/add/")
-
-
-def live_env(engine: str, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
-        "LIVE_DATABASE_URL": database_url,
-        "LIVE_SESSION_ENGINE": engine,
-        "LIVE_REDIS_URL": redis_url,
-        "LIVE_REDIS_KEY_PREFIX": f"faults-{secrets.token_hex(4)}",
-        "LIVE_GATE": "",
-        **extra,
-    }
 
 
 # -- Redis -------------------------------------------------------------------------------
