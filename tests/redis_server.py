@@ -228,7 +228,8 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = STARTUP_
 
 def replica_in_sync(replica: RedisServer) -> bool:
     with redis.Redis.from_url(replica.url, socket_timeout=2) as client:
-        return client.info("replication").get("master_link_status") == "up"
+        status: str | None = client.info("replication").get("master_link_status")
+        return status == "up"
 
 
 @contextmanager
