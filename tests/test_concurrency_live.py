@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -69,44 +70,28 @@ class Live:
 
     def stored_ids(self, username: str) -> set[str]:
         """The ids of the sessions of ``username`` that storage holds."""
-        if self.engine == "redis":
-            return self._redis_ids(username)
-        table = SecureSession._meta.db_table
-        query = (
-            f'SELECT s.id FROM "{table}" s JOIN auth_user u ON u.id = s.user_id '  # noqa: S608
-            "WHERE u.username = {}"
-        )
-        if self.database_url.startswith("sqlite"):
-            path = urlsplit(self.database_url).path
-            with sqlite3.connect(path) as connection:
-                rows = connection.execute(query.format("?"), [username]).fetchall()
-        else:
-            url = self.database_url.replace("postgres://", "postgresql://")
-            with psycopg.connect(url) as connection:
-                rows = connection.execute(query.format("%s"), [username]).fetchall()
-        return {row[0] for row in rows}
-
-    def _redis_ids(self, username: str) -> set[str]:
-        keys = f"{self.redis_prefix}:secure_sessions:s:"
-        user_ids = self._user_ids()
+        ((user_id,),) = self._rows("SELECT id FROM auth_user WHERE username = {}", [username])
+        if self.engine == "db":
+            table = SecureSession._meta.db_table
+            query = f'SELECT id FROM "{table}" WHERE user_id = {{}}'  # noqa: S608
+            return {session_id for (session_id,) in self._rows(query, [user_id])}
+        # Each session's hash names the index of its user (see backends/redis.py).
+        keys, index = f"{self.redis_prefix}:secure_sessions:", f"u:{user_id}"
         with redis.Redis.from_url(self.redis_url) as client:
-            found = set()
-            for name in client.scan_iter(match=f"{keys}*", count=1000):
-                index = client.hget(name, "u")
-                if index is not None and index.decode().rsplit(":", 1)[1] == user_ids[username]:
-                    found.add(name.decode()[len(keys) :])
-            return found
+            return {
+                name.decode().rsplit(":", 1)[1]
+                for name in client.scan_iter(match=f"{keys}s:*", count=1000)
+                if client.hget(name, "u") == f"{keys}{index}".encode()
+            }
 
-    def _user_ids(self) -> dict[str, str]:
-        query = "SELECT username, id FROM auth_user"
+    def _rows(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``query`` (its placeholders written ``{}``) on the server's database."""
         if self.database_url.startswith("sqlite"):
-            with sqlite3.connect(urlsplit(self.database_url).path) as connection:
-                rows = connection.execute(query).fetchall()
-        else:
-            url = self.database_url.replace("postgres://", "postgresql://")
-            with psycopg.connect(url) as connection:
-                rows = connection.execute(query).fetchall()
-        return {name: str(pk) for name, pk in rows}
+            with closing(sqlite3.connect(urlsplit(self.database_url).path)) as connection:
+                return connection.execute(query.format("?"), params).fetchall()
+        url = self.database_url.replace("postgres://", "postgresql://")
+        with psycopg.connect(url) as connection:
+            return connection.execute(query.format("%s"), params).fetchall()
 
 
 @pytest.fixture(scope="module", params=["db", "redis"])
