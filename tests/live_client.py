@@ -92,6 +92,20 @@ class Browser:
         return self.request("POST", REAUTH_PATH, {"password": password})
 
 
+def live_env(engine: str, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of tests/live_server.py (see tests/live_settings.py): ``engine``
+    (a module path) on these databases, its Redis keys under a prefix of its own."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
+        "LIVE_DATABASE_URL": database_url,
+        "LIVE_SESSION_ENGINE": engine,
+        "LIVE_REDIS_URL": redis_url,
+        "LIVE_REDIS_KEY_PREFIX": f"live-{secrets.token_hex(4)}",
+        "LIVE_GATE": "",
+        **extra,
+    }
+
+
 @contextmanager
 def own_database(directory: Path) -> Iterator[str]:
     """The URL of a new database for a server, on the suite's database server."""

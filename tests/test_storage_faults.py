@@ -10,8 +10,6 @@ its own; the Redis is the test's own, on a free loopback port (never the shared 
 
 from __future__ import annotations
 
-import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +21,9 @@ import pytest
 from django.conf import settings
 
 from django_secure_sessions.models import SecureSession
-from tests.live_client import LOGIN_PATH, Browser, Response, own_database
+from tests.live_client import LOGIN_PATH, Browser, Response, live_env, own_database
 from tests.live_server import PASSWORD
-from tests.redis_server import RedisServer, free_port, required, start_throwaway
+from tests.redis_server import RedisServer, free_port, start_throwaway
 from tests.served import ServedProcess, launch
 
 DB_ENGINE = "django_secure_sessions.backends.db"
@@ -71,18 +69,6 @@ def add_to_cart(browser: Browser) -> Response:
     return browser.request("GET", "/cart/add/")
 
 
-def live_env(engine: str, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
-        "LIVE_DATABASE_URL": database_url,
-        "LIVE_SESSION_ENGINE": engine,
-        "LIVE_REDIS_URL": redis_url,
-        "LIVE_REDIS_KEY_PREFIX": f"faults-{secrets.token_hex(4)}",
-        "LIVE_GATE": "",
-        **extra,
-    }
-
-
 # -- Redis -------------------------------------------------------------------------------
 
 
@@ -117,17 +103,6 @@ class KillableRedis:
         self.server.process.wait()
         self.server.stop()  # its temporary directory, if any
         self.server = None
-
-
-@pytest.fixture
-def redis_executable() -> str:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        message = "no redis-server on PATH to start (and kill) a Redis of the test's own"
-        if required("REQUIRE_REDIS"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return executable
 
 
 @contextmanager
