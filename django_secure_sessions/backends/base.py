@@ -129,6 +129,22 @@ DJANGO_SESSION_KEYS: Final = frozenset(
     }
 )
 
+# Keys that django-allauth writes into sessions, by design, with a secret in them: like
+# Django's "_password_reset_token", each keeps a secret of allauth's own flows out of a
+# URL or a form for a few minutes, and allauth removes it when the flow ends. Refusing
+# them would break password resets and authenticator setup for every allauth site; they
+# are exempt by exact name, so any other key (yours) is still checked.
+ALLAUTH_SESSION_KEYS: Final = frozenset(
+    {
+        "_password_reset_key",  # allauth.account: the key of a reset link, once opened
+        "account_password_reset_verification",  # allauth.account: password reset by code
+        "mfa.totp.secret",  # allauth.mfa: the seed of an authenticator app being set up
+    }
+)
+
+# The keys never matched against FORBIDDEN_KEYS.
+FRAMEWORK_SESSION_KEYS: Final = DJANGO_SESSION_KEYS | ALLAUTH_SESSION_KEYS
+
 # Django's keys are get_random_string(32, VALID_KEY_CHARS). Anything else did not come
 # from us, so it is refused before any storage round trip (no lookup for hostile
 # 10 KB, NUL, glob or path keys, and no way to make us hash attacker-sized input).
@@ -513,7 +529,7 @@ class SecureSessionBase(SessionBase):
     # -- guards on assignment -------------------------------------------------------
 
     def _check_key(self, key: str) -> None:
-        if key in DJANGO_SESSION_KEYS:
+        if key in FRAMEWORK_SESSION_KEYS:
             return
         forbidden = conf.FORBIDDEN_KEYS
         if forbidden is not None and isinstance(key, str) and forbidden.search(key):
