@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import inspect
 import re
-import textwrap
 from functools import cache
 from importlib.metadata import metadata
 from pathlib import Path
-from typing import Any
 
-import pytest
-from django.core.checks import run_checks
 from django.core.management import find_commands
 from django.dispatch import Signal
 from django.urls import URLPattern
-from pytest_django import Settings as SettingsWrapper
 
 from django_secure_sessions import exceptions, signals, urls
-from django_secure_sessions.backends.base import SecureSessionBase
-from django_secure_sessions.exceptions import SensitiveDataError
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
@@ -120,61 +113,3 @@ def test_every_readme_link_works_on_the_package_index_page() -> None:
     paths = [match[1] for link in links if (match := in_repository.match(link))]
     assert "CHANGELOG.md" in paths
     assert [path for path in paths if not (ROOT / path).exists()] == []
-
-
-# How-tos whose code the suite runs, so that the page can't go stale.
-
-
-def code_block_of(page: str, containing: str) -> str:
-    """The Python code block of ``docs/<page>`` that contains ``containing``, dedented."""
-    text = (DOCS / page).read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)", text)
-    [block] = [block for block in blocks if containing in block]
-    return textwrap.dedent(block)
-
-
-ALLAUTH_SESSION_KEYS = (
-    "_password_reset_key",
-    "account_password_reset_verification",
-    "mfa.totp.secret",
-)
-
-
-def test_the_allauth_howto_exempts_exactly_allauths_keys(
-    settings: SettingsWrapper, store_class: type[SecureSessionBase]
-) -> None:
-    # docs/howto/allauth.rst: the setting that lets django-allauth store its three keys
-    # while the default patterns still refuse everything else they refuse.
-    namespace: dict[str, Any] = {}
-    exec(code_block_of("howto/allauth.rst", "ALLAUTH_SESSION_KEYS"), namespace)  # noqa: S102
-    settings.SECURE_SESSIONS_FORBIDDEN_KEYS = namespace["SECURE_SESSIONS_FORBIDDEN_KEYS"]
-    assert [m for m in run_checks() if m.id and m.id.startswith("secure_sessions.")] == []
-
-    store = store_class()
-    for key in ALLAUTH_SESSION_KEYS:
-        store[key] = "allauth's"
-    store.save()
-    assert dict(store_class(store.session_key).items()) == dict.fromkeys(
-        ALLAUTH_SESSION_KEYS, "allauth's"
-    )
-    for key in (
-        "password",
-        "user_password",
-        "x_password_reset_key",
-        "_password_reset_key\n",
-        "mfa.totp.secret2",
-        "card_pan",
-        "api_key",
-    ):
-        with pytest.raises(SensitiveDataError):
-            store[key] = "hunter2"
-
-
-def test_without_the_allauth_setting_its_keys_are_refused(
-    store_class: type[SecureSessionBase],
-) -> None:
-    # What the how-to says the defaults do to django-allauth.
-    store = store_class()
-    for key in ALLAUTH_SESSION_KEYS:
-        with pytest.raises(SensitiveDataError):
-            store[key] = "allauth's"
