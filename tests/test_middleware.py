@@ -42,6 +42,7 @@ from django_secure_sessions.backends.base import (
 from django_secure_sessions.backends.redis import aclose_connections
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.timeouts import EXPIRY_GRACE
+from tests.browsing import AsyncClientFrom
 from tests.factories import PASSWORD
 from tests.redis_server import free_port
 from tests.sessions import capture
@@ -70,21 +71,6 @@ StoreClass = type[SecureSessionBase]
 
 
 # -- browsers ----------------------------------------------------------------------------
-
-
-class AsyncClientFrom(AsyncClient):
-    """An ``AsyncClient`` whose requests come from ``remote_addr``.
-
-    ASGI takes ``REMOTE_ADDR`` from the scope's ``client``, which ``AsyncClient`` has no
-    argument for (its keyword arguments become headers).
-    """
-
-    remote_addr = "127.0.0.1"
-
-    def _base_scope(self, **request: Any) -> dict[str, Any]:
-        scope: dict[str, Any] = super()._base_scope(**request)  # type: ignore[misc]
-        scope["client"] = [self.remote_addr, 50000]
-        return scope
 
 
 @dataclass
