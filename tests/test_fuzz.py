@@ -92,10 +92,12 @@ PROXY_IP: Final = "10.0.0.2"
 PROXY_NETWORK: Final = "10.0.0.0/8"
 HOME_IP: Final = "203.0.113.10"
 
-# Pages that read the session (poll), need a signed-in user (whoami, the sessions page,
-# sync and async views) or write to the session (cart).
+# Pages that read the session (poll), need a signed-in user (whoami, the sessions page, a
+# sensitive page behind the re-authentication window; sync and async views) or write to
+# the session (cart).
 READING: Final = ("/poll/",)
-SIGNED_IN_ONLY: Final = ("/whoami/", "/async/whoami/", "/account/sessions/")
+SENSITIVE: Final = ("/sensitive/email/", "/async/sensitive/email/")
+SIGNED_IN_ONLY: Final = ("/whoami/", "/async/whoami/", "/account/sessions/", *SENSITIVE)
 WRITING: Final = ("/cart/add/",)
 pages = st.sampled_from(READING + SIGNED_IN_ONLY + WRITING)
 
@@ -184,6 +186,8 @@ def signed_in_as(path: str, response: Response) -> str | None:
     if path == "/account/sessions/":
         return "someone"  # the page lists a signed-in user's sessions
     name = response.content.decode()
+    if path in SENSITIVE:  # signed in moments ago: inside the re-authentication window
+        return name.removeprefix("change email for ")
     return None if name == "anonymous" else name
 
 
@@ -304,10 +308,21 @@ NUMBERS: Final = frozenset({"created", "last_activity", "expires"})
 OPTIONAL_NUMBERS: Final = frozenset({"last_auth", "absolute_expiry"})
 
 
+# Times before 1970 or after the year 9999 (which a datetime can't hold).
+out_of_range_times = st.one_of(
+    st.integers(max_value=-1),
+    st.integers(min_value=253_402_300_800),
+    st.sampled_from([float("inf"), float("-inf")]),
+)
+
+
 def wrong_type_for(field: str) -> st.SearchStrategy[Any]:
-    """A JSON value of a type the engine never writes into this field of a record's meta."""
+    """A JSON value of a type (or, for a time, a range) the engine never writes into this
+    field of a record's meta."""
     if field in NUMBERS or field in OPTIONAL_NUMBERS:
-        wrong: st.SearchStrategy[Any] = containers | st.text(max_size=8) | st.booleans()
+        wrong: st.SearchStrategy[Any] = (
+            containers | st.text(max_size=8) | st.booleans() | out_of_range_times
+        )
         return wrong if field in OPTIONAL_NUMBERS else wrong | st.none()
     # The user id (text; None only for an anonymous session) and the client's details.
     return containers | st.integers() | st.floats(allow_nan=False) | st.booleans()
