@@ -16,6 +16,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from django_secure_sessions import binding
 from django_secure_sessions.backends.base import SessionMeta
 from django_secure_sessions.binding import (
+    IP_MAX_LENGTH,
     USER_AGENT_MAX_LENGTH,
     Mismatch,
     Network,
@@ -56,6 +57,9 @@ IPV6_PROXIES: tuple[Network, ...] = (ipaddress.ip_network("2001:db8:ffff::/48"),
         # IPv4-mapped IPv6, as a dual-stack socket reports an IPv4 client.
         ("::ffff:192.0.2.1", "192.0.2.1"),
         ("::FFFF:c000:0201", "192.0.2.1"),
+        # A scoped address, its zone kept: as long as a session can keep.
+        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("fe80::1%" + "z" * (IP_MAX_LENGTH - 8), "fe80::1%" + "z" * (IP_MAX_LENGTH - 8)),
     ],
 )
 def test_normalize_ip(value: str, expected: str) -> None:
@@ -64,7 +68,18 @@ def test_normalize_ip(value: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "   ", "unknown", "999.1.1.1", "203.0.113", "203.0.113.7:80", "[2001:db8::1]", "a.b"],
+    [
+        "",
+        "   ",
+        "unknown",
+        "999.1.1.1",
+        "203.0.113",
+        "203.0.113.7:80",
+        "[2001:db8::1]",
+        "a.b",
+        # Longer than a session keeps (the db engine's column): no address, not a failed write.
+        "fe80::1%" + "z" * (IP_MAX_LENGTH - 7),
+    ],
 )
 def test_normalize_ip_refuses_what_is_not_an_address(value: str) -> None:
     assert normalize_ip(value) is None

@@ -446,9 +446,15 @@ bindings = st.fixed_dictionaries(
     }
 )
 user_agents = st.sampled_from([CHROME_120_WINDOWS, FIREFOX_121_WINDOWS, SAFARI_IPHONE, HUGE, ""])
-addresses = st.ip_addresses().map(str)
+# Addresses, scoped IPv6 ones among them (whose zone has no bound of its own).
+addresses = st.ip_addresses().map(str) | st.builds(
+    "{}%{}".format,
+    st.ip_addresses(v=6),
+    st.sampled_from(["eth0", "z" * 80]) | st.text(st.sampled_from(KEY_CHARS), min_size=1),
+)
 forwarded_for = st.one_of(
     st.just(HOME_IP),
+    addresses,
     st.lists(addresses | header_text, min_size=1, max_size=4).map(", ".join),
     hostile_header,
 )
@@ -482,36 +488,40 @@ def request_headers(draw: st.DrawFn, user_agent: str) -> dict[str, str]:
 @fuzz(examples=60)
 @hypothesis.given(
     binding=bindings,
-    login_user_agent=user_agents | hostile_header,
+    login=st.fixed_dictionaries(
+        {"User-Agent": user_agents | hostile_header, "X-Forwarded-For": addresses | forwarded_for}
+    ),
     data=st.data(),
     path=pages,
 )
 async def test_a_signed_in_session_with_hostile_headers_is_kept_or_ended_as_bound(
     site: Site,
     binding: dict[str, Any],
-    login_user_agent: str,
+    login: dict[str, str],
     data: st.DataObject,
     path: str,
 ) -> None:
-    login_headers = {"User-Agent": login_user_agent, "X-Forwarded-For": HOME_IP}
+    login_user_agent, login_forwarded_for = login["User-Agent"], login["X-Forwarded-For"]
     headers = data.draw(request_headers(login_user_agent), label="headers")
     visitor = site.new_visitor()
     with override_settings(**binding):
         credentials = {"username": site.user.get_username(), "password": PASSWORD}
-        login = await visitor.post(str(settings.LOGIN_URL), credentials, login_headers)
-        assert login.status_code == HTTPStatus.FOUND, login.content
+        logged_in = await visitor.post(str(settings.LOGIN_URL), credentials, login)
+        assert logged_in.status_code == HTTPStatus.FOUND, logged_in.content
         key = visitor.session_key
         assert key is not None
 
         with capture(signals.binding_mismatch) as mismatches:
             response = await visitor.get(path, headers)
-        follow_up = await who_is_signed_in(visitor, login_headers)
+        follow_up = await who_is_signed_in(visitor, login)
 
     kept = follow_up == site.user.get_username()
     hypothesis.event("kept" if kept else "ended")
-    # Changed as the binding sees it: the address counts only from a trusted proxy.
+    # Changed as the binding sees it: the address counts only from a trusted proxy, and
+    # may differ when the header does, or when the login's was garbage (no address).
     trusted = bool(binding["SECURE_SESSIONS_TRUSTED_PROXIES"])
-    ip_changed = trusted and headers.get("X-Forwarded-For") != HOME_IP
+    sent = headers.get("X-Forwarded-For")
+    ip_changed = trusted and (sent != login_forwarded_for or sent != HOME_IP)
     user_agent_changed = headers["User-Agent"] != login_user_agent
     logout = binding["SECURE_SESSIONS_BINDING_ACTION"] == "logout"
     checks_ip = binding["SECURE_SESSIONS_BIND_IP"] != "off"

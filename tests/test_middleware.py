@@ -900,6 +900,20 @@ async def test_a_garbage_forwarded_hop_fails_closed(
     assert [(c["expected"], c["actual"]) for c in mismatches] == [(HOME_IP, "unknown")]
 
 
+@pytest.mark.usefixtures("behind_proxies")
+async def test_a_forwarded_address_too_long_to_keep_fails_closed(
+    browser: Browser, user: AbstractBaseUser, mismatches: list[dict[str, Any]]
+) -> None:
+    # A scoped IPv6 address with a zone of 200 characters, more than a session keeps: the
+    # login used to fail on PostgreSQL (503, reported as a storage outage).
+    browser.ip, browser.forwarded_for = "10.0.0.5", "fe80::1%" + "z" * 200
+    await browser.log_in(user)
+    assert (await browser.stored_meta()).ip == ""  # bound to no address
+
+    assert signed_in_as(await browser.get("/whoami/")) is None
+    assert [(c["expected"], c["actual"]) for c in mismatches] == [("unbound", "unknown")]
+
+
 async def test_a_client_address_that_cannot_be_told_fails_closed(
     browser: Browser, user: AbstractBaseUser, mismatches: list[dict[str, Any]]
 ) -> None:
