@@ -27,6 +27,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Stored for display only (the digest is what binding compares), so a hostile 8 KB
 # header costs the store no more than this.
 USER_AGENT_MAX_LENGTH: Final = 512
+# The longest browser, OS or device family kept (the size of the db engine's columns).
+# The parser's families are mostly names it knows, but some are cut from the header
+# itself ("SAMSUNG <model>"), as long as the client makes them.
+FAMILY_MAX_LENGTH: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +63,13 @@ def summarize_user_agent(user_agent: str) -> UserAgentSummary:
 @lru_cache(maxsize=512)
 def _summarize(user_agent: str) -> UserAgentSummary:
     parsed = parse_user_agent(user_agent)
+    # Cut to what a session keeps: a longer family failed the login's write on
+    # PostgreSQL (a 503, logged as a storage outage) for a header any client can send.
+    # Both sides of a "family" comparison are cut alike, so it still compares equals.
     return UserAgentSummary(
-        browser=parsed.browser.family or "Other",
-        os=parsed.os.family or "Other",
-        device=parsed.device.family or "Other",
+        browser=(parsed.browser.family or "Other")[:FAMILY_MAX_LENGTH],
+        os=(parsed.os.family or "Other")[:FAMILY_MAX_LENGTH],
+        device=(parsed.device.family or "Other")[:FAMILY_MAX_LENGTH],
     )
 
 

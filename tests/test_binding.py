@@ -16,6 +16,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from django_secure_sessions import binding
 from django_secure_sessions.backends.base import SessionMeta
 from django_secure_sessions.binding import (
+    FAMILY_MAX_LENGTH,
     IP_MAX_LENGTH,
     USER_AGENT_MAX_LENGTH,
     Mismatch,
@@ -36,6 +37,7 @@ from tests.user_agents import (
     CHROME_120_WINDOWS,
     FIREFOX_121_WINDOWS,
     HUGE,
+    LONG_DEVICE,
     SAFARI_IPHONE,
 )
 
@@ -399,6 +401,16 @@ def test_a_huge_user_agent_is_parsed_from_its_beginning_only() -> None:
     assert user_agent_mismatch(bound_to(HUGE), HUGE, "family") is None
     assert user_agent_mismatch(bound_to(CHROME_120_WINDOWS), HUGE, "family") is None
     assert user_agent_mismatch(bound_to(HUGE), SAFARI_IPHONE, "family") is not None
+
+
+def test_a_family_cut_from_the_header_is_cut_to_the_stored_length() -> None:
+    # The parser takes this device family from the header: as long as the client makes it.
+    longer = LONG_DEVICE.replace("x" * 300, "x" * 400)
+
+    summary = summarize_user_agent(LONG_DEVICE)
+
+    assert summary.device == ("Samsung " + "x" * 300)[:FAMILY_MAX_LENGTH]
+    assert user_agent_mismatch(bound_to(LONG_DEVICE), longer, "family") is None
 
 
 def test_a_huge_user_agent_is_reported_cut_to_the_stored_length() -> None:

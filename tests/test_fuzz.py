@@ -445,7 +445,22 @@ bindings = st.fixed_dictionaries(
         "SECURE_SESSIONS_TRUSTED_PROXIES": st.sampled_from([[], [PROXY_NETWORK]]),
     }
 )
-user_agents = st.sampled_from([CHROME_120_WINDOWS, FIREFOX_121_WINDOWS, SAFARI_IPHONE, HUGE, ""])
+# Real browsers' user agents, and the shapes of real ones with a part the parser copies
+# into a family (a device model, a browser name) made up, short or long.
+user_agents = st.sampled_from(
+    [CHROME_120_WINDOWS, FIREFOX_121_WINDOWS, SAFARI_IPHONE, HUGE, ""]
+) | st.builds(
+    str.format,
+    st.sampled_from(
+        [
+            "Mozilla/5.0 (Linux; Android 10; SAMSUNG {}) AppleWebKit/537.36",
+            "Mozilla/5.0 (Linux; Android 10; {} Build/QP1A) AppleWebKit/537.36 Chrome/120.0",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) {}",
+            "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 {}/120.0 Safari/537.36",
+        ]
+    ),
+    st.sampled_from(["SM-G991B", "x" * 300]) | header_text,
+)
 # Addresses, scoped IPv6 ones among them (whose zone has no bound of its own).
 addresses = st.ip_addresses().map(str) | st.builds(
     "{}%{}".format,

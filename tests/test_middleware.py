@@ -40,6 +40,7 @@ from django_secure_sessions.backends.base import (
     session_id_for_key,
 )
 from django_secure_sessions.backends.redis import aclose_connections
+from django_secure_sessions.binding import FAMILY_MAX_LENGTH
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.timeouts import EXPIRY_GRACE
 from tests.browsing import AsyncClientFrom
@@ -51,6 +52,7 @@ from tests.user_agents import (
     CHROME_120_WINDOWS,
     FIREFOX_121_WINDOWS,
     HUGE,
+    LONG_DEVICE,
     SAFARI_IPHONE,
 )
 
@@ -1035,6 +1037,17 @@ async def test_an_8_kb_user_agent(browser: Browser, user: AbstractBaseUser) -> N
 
     browser.user_agent = SAFARI_IPHONE
     assert signed_in_as(await browser.get("/whoami/")) is None
+
+
+async def test_a_user_agent_whose_device_family_is_longer_than_a_session_keeps(
+    browser: Browser, user: AbstractBaseUser
+) -> None:
+    # The login used to fail on PostgreSQL (503, reported as a storage outage).
+    browser.user_agent = LONG_DEVICE
+    await browser.log_in(user)
+
+    assert (await browser.stored_meta()).device == ("Samsung " + "x" * 300)[:FAMILY_MAX_LENGTH]
+    assert signed_in_as(await browser.get("/whoami/")) == user.get_username()
 
 
 # -- sessions logged in outside a request ----------------------------------------------------
