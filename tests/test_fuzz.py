@@ -14,9 +14,10 @@ What holds for every example:
   settings say, and an ended one is gone from storage for good;
 - each example (several requests) takes less than ``DEADLINE``.
 
-Examples are derived from a fixed seed (``derandomize``), and hypothesis keeps no database
-of failures, so a run is the same on every machine and writes nothing to the work tree.
-Corrupt records are written into the real storage (the database table, Redis).
+Examples are derived from a fixed seed (``derandomize``) and no database of past failures
+is kept or replayed (``database=None``), so a run is the same on every machine and in CI;
+hypothesis's own caches go to ``.hypothesis/``, which git ignores. Corrupt records are
+written into the real storage (the database table, Redis).
 """
 
 from __future__ import annotations
