@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import hypothesis
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.test import Client
 from django.test.utils import override_settings
@@ -30,10 +30,11 @@ from django_secure_sessions import list_user_sessions
 from django_secure_sessions.backends.base import (
     SIGNATURE_LENGTH,
     USER_ID_KEY,
+    SessionMeta,
+    dumps,
     session_id_for_key,
     sign,
 )
-from django_secure_sessions.models import SecureSession
 from tests.factories import PASSWORD
 from tests.marks import async_test
 from tests.sessions import (
@@ -282,9 +283,39 @@ CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     "replayed-from-an-admin-session": lambda scene: scene.storage.signed(scene.admin_id),
 }
 
+
+def with_meta_field(storage: Storage, session_id: str, field: str, value: Any) -> str:
+    """A session's Redis record, correctly signed, with one field of its meta replaced."""
+    stored = storage.signed(session_id)
+    assert isinstance(stored, bytes)
+    meta, data = json.loads(stored[SIGNATURE_LENGTH:])
+    meta[SessionMeta.FIELDS.index(field)] = value
+    return sign(session_id, "record", dumps([meta, data]))
+
+
+def meta_field_replaced(field: str, value: Any) -> Callable[[Scene], str]:
+    return lambda scene: with_meta_field(scene.storage, scene.victim_id, field, value)
+
+
+# A field of the meta of a type (or range) the engine never writes. Each used to be taken
+# as it was: a TypeError (a 500) wherever the field is compared or shown.
+WRONG_META_FIELDS: Final = {
+    "user-id-a-list": ("user_id", []),
+    "created-infinite": ("created", float("inf")),
+    "last-activity-true": ("last_activity", True),
+    "last-auth-a-list": ("last_auth", [1]),
+    "absolute-expiry-text": ("absolute_expiry", "2030-01-07T09:00:00Z"),
+    "expires-after-year-9999": ("expires", 10**13),
+    "ip-a-number": ("ip", 1),
+}
+
 # Redis only: bytes that are no record, and the record, [meta, data], correctly signed but
 # malformed. (What the db engine's data column can hold wrongly is in DB_CORRUPTIONS.)
 REDIS_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
+    **{
+        f"correctly-signed-meta-{name}": meta_field_replaced(*wrong)
+        for name, wrong in WRONG_META_FIELDS.items()
+    },
     "binary-pickle": lambda scene: scene.pickle(5),
     "non-utf8": lambda scene: b"\xff\xfe\x80 not UTF-8",
     "correctly-signed-malformed-meta": lambda scene: scene.signed('[["x"],{"cart":[]}]'),
@@ -297,8 +328,9 @@ REDIS_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
 
 def victims_column(scene: Scene) -> bytes:
     """The victim's data column as the db engine stored it (compressed)."""
-    stored = SecureSession.objects.filter(pk=scene.victim_id).values_list("data", flat=True)
-    return bytes(stored.get())
+    stored = scene.storage.stored(scene.victim_id)
+    assert stored is not None
+    return stored
 
 
 BOMB_BYTES: Final = 64 * 1024 * 1024
@@ -373,6 +405,27 @@ def test_a_corrupt_record_is_no_session(
     store.save()  # a fresh session, not the corrupt one
     assert store.session_key not in {None, scene.victim_key}
     assert loaded(store_class, scene.admin_key)["admin_ui"] is True
+
+
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+@pytest.mark.parametrize("wrong", WRONG_META_FIELDS.values(), ids=WRONG_META_FIELDS.keys())
+def test_a_session_whose_meta_has_the_wrong_types_is_left_out_of_its_users_sessions(
+    client: Client,
+    store_class: StoreClass,
+    storage: Storage,
+    user: User,
+    wrong: tuple[str, Any],
+) -> None:
+    client.force_login(user)
+    current = session_id_for_key(session_key_of(client))
+    other = saved(store_class, {"cart": []}, user=user)
+    assert other.session_id is not None
+    storage.overwrite(other.session_id, with_meta_field(storage, other.session_id, *wrong))
+
+    assert [info.id for info in list_user_sessions(user)] == [current]
+    page = client.get("/account/sessions/")
+    assert page.status_code == 200
+    assert other.session_id not in page.content.decode()
 
 
 @pytest.mark.parametrize("engine", ["db"], indirect=True)

@@ -353,13 +353,40 @@ class SessionMeta:
 
     @classmethod
     def from_list(cls, values: Any) -> SessionMeta | None:
-        """The meta in ``values`` (as made by ``to_list``), or None if malformed."""
+        """The meta in ``values`` (as made by ``to_list``), or None if malformed: not a
+        list of the right length, or a field of a type or range ``to_list`` never writes.
+
+        A correctly signed record can still hold such a meta (written by another version
+        of the package, or by a bug: the signature says who wrote it, not that it is
+        well formed), and every field is used as what it claims to be: compared with the
+        time by the timeouts, turned into a datetime to list sessions. Taken as it is, a
+        list where a time belongs raises TypeError: a 500 on every request of the
+        session, and on every page listing its user's sessions (theirs, the admin's).
+        So it is corrupt: no session (fail closed), logged, never a crash.
+        """
         if not isinstance(values, list) or len(values) != len(cls.FIELDS):
             return None
-        try:
-            return cls(*values)
-        except TypeError:
-            return None
+        user_id, created, activity, auth, absolute, expires, *texts = values
+        # type() rather than isinstance(): JSON's true and false are Python bools, which
+        # are ints, and never a time. Inline, as it runs on every load (under 1 µs).
+        well_typed = (
+            (user_id is None or type(user_id) is str)
+            and (type(created) is float or type(created) is int)  # see the class
+            and 0 <= created < _EPOCH_LIMIT
+            and type(activity) is int
+            and 0 <= activity < _EPOCH_LIMIT
+            and type(expires) is int
+            and 0 <= expires < _EPOCH_LIMIT
+            and (auth is None or (type(auth) is int and 0 <= auth < _EPOCH_LIMIT))
+            and (absolute is None or (type(absolute) is int and 0 <= absolute < _EPOCH_LIMIT))
+            and all(type(text) is str for text in texts)
+        )
+        return cls(*values) if well_typed else None
+
+
+# The first epoch second that a datetime can't hold (year 10000): a time in a record is
+# always before it, and one past it could not even be shown.
+_EPOCH_LIMIT: Final = 253_402_300_800
 
 
 @dataclass(frozen=True, slots=True)
