@@ -35,6 +35,7 @@ from django_secure_sessions.backends.base import (
     session_id_for_key,
     sign,
 )
+from django_secure_sessions.models import SecureSession
 from tests.factories import PASSWORD
 from tests.marks import async_test
 from tests.sessions import (
@@ -489,4 +490,22 @@ def test_data_signed_with_a_retired_secret_key_does_not_load(
 
     assert dict(store.items()) == {}
     assert store.session_key is None
+    assert SECURITY_LOGGER in {record.name for record in caplog.records}
+
+
+def test_a_record_whose_meta_and_data_name_different_users_is_no_session(
+    client: Client, storage: Storage, user: User, make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The timeouts, the binding and the index go by the meta's user; the data signs in.
+    client.force_login(user)
+    session_id = session_id_for_key(session_key_of(client))
+    other = make_user()
+    if storage.redis_client is None:
+        SecureSession.objects.filter(pk=session_id).update(user_id=other.pk)
+    else:
+        storage.overwrite(session_id, with_meta_field(storage, session_id, "user_id", None))
+
+    page = client.get("/whoami/")
+
+    assert page.status_code == 302  # to log in: nobody is signed in
     assert SECURITY_LOGGER in {record.name for record in caplog.records}

@@ -109,6 +109,12 @@ outage = StorageOutage()
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
 
+def user_id_in(data: dict[str, Any]) -> str | None:
+    """The user a session's data is signed in as, as text (None: anonymous)."""
+    user_id = data.get(USER_ID_KEY)
+    return None if user_id is None else str(user_id)
+
+
 # How a session began (SessionMeta.origin).
 ORIGIN_REQUEST: Final = ""
 ORIGIN_SCRIPT: Final = "script"
@@ -653,6 +659,13 @@ class SecureSessionBase(SessionBase):
                 self.ended = EndedSession(session_id, meta.user_id, reason)
             elif now < meta.expires:
                 data = self._decode_data(session_id, record.payload)
+                if data is not None and user_id_in(data) != meta.user_id:
+                    # The timeouts, the binding and the user's index go by the meta's
+                    # user, and every save writes it from the data: a record where they
+                    # differ was not written by a save (a bug, a hand-edited row), and
+                    # adopting it would sign in a user whom none of those checks saw.
+                    report_corrupt(session_id)
+                    data = None
         if record is None or data is None:
             # Never adopt a key we don't know: the next save makes a fresh one, so a
             # key planted by an attacker (session fixation) is never brought to life.
@@ -752,8 +765,7 @@ class SecureSessionBase(SessionBase):
             )
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
-        user_id = data.get(USER_ID_KEY)
-        user_id = None if user_id is None else str(user_id)
+        user_id = user_id_in(data)
         if user_id != meta.user_id:
             # The session changed hands (normally at login, which also rotated the
             # key): nothing about the previous owner's authentication carries over.
