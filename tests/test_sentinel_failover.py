@@ -33,6 +33,7 @@ from django_secure_sessions.backends import redis as redis_engine
 from django_secure_sessions.exceptions import SessionStorageUnavailable
 from tests.live_client import LOGIN_PATH, Browser, live_env, own_database
 from tests.live_server import PASSWORD
+from tests.marks import async_test
 from tests.redis_server import ReplicatedRedis, port_of, replicated_redis
 from tests.served import ServedProcess, launch
 
@@ -166,6 +167,9 @@ def sentinel_settings(group: ReplicatedRedis, settings: SettingsWrapper) -> Repl
     return group
 
 
+# async_test: like every async test, among the database tests, which pytest-django runs
+# before the others, the browser tests among them (Playwright's running event loop).
+@async_test
 async def test_primary_killed_async_methods_fail_closed_then_follow_the_new_primary(
     sentinel_settings: ReplicatedRedis,
 ) -> None:
