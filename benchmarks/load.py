@@ -95,7 +95,7 @@ class Scale:
 
 
 FULL: Final = Scale(
-    "full", users=200, per_user=2, rounds=5, concurrency=4, time_limit=60, unchanged_per_user=2
+    "full", users=200, per_user=2, rounds=8, concurrency=4, time_limit=60, unchanged_per_user=2
 )
 QUICK: Final = Scale(
     "quick", users=40, per_user=3, rounds=3, concurrency=4, time_limit=15, unchanged_per_user=1
@@ -260,16 +260,10 @@ def signed_in(run: Run, servers: Mapping[Kind, Server]) -> list[Visitor] | None:
     server = next(iter(servers.values()))
     usernames = [username(n) for n in range(run.scale.users)]
     try:
-        return drive_sign_in(server.base_url, usernames, run.scale.concurrency)
+        return sign_in_all(server.base_url, usernames, run.scale.concurrency)
     except SignInError as error:
         run.mark(server.configuration, f"sign-in failed: {error}; {server.log_tail(2)}")
         return None
-
-
-def drive_sign_in(base_url: str, usernames: list[str], concurrency: int) -> list[Visitor]:
-    import asyncio
-
-    return asyncio.run(sign_in_all(base_url, usernames, concurrency))
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -435,19 +429,20 @@ def verdicts(measured: Mapping[str, Mapping[str, Measured]]) -> list[report.Verd
 
 
 def results_table(results: Results) -> str:
-    header = ["configuration"]
+    header = ["configuration", "sessions in"]
     for kind in KINDS:
         header += [f"{kind.name} req/s", "p50 ms", "p99 ms"]
     header += ["writes / 1,000: mixed", "unchanged", "errors"]
     rows = []
     for configuration in CONFIGURATIONS:
         label = configuration.label
-        if label in results.unavailable:
-            rows.append([label, f"n/a: {results.unavailable[label]}", *[""] * (len(header) - 2)])
+        stores = " + ".join(configuration.stores)
+        if label in results.unavailable:  # why: under the table
+            rows.append([label, stores, *["n/a"] * (len(header) - 2)])
             continue
         if label not in results.measured:
             continue
-        row = [label]
+        row = [label, stores]
         for kind in KINDS:
             m = results.measured[label][kind.name]
             row += [f"{m.throughput:,.0f}", f"{m.p50_ms:.1f}", f"{m.p99_ms:.1f}"]
@@ -476,11 +471,13 @@ def rendered(results: Results) -> str:
     scale = results.scale
     return "\n".join(
         [
-            f"{results.date}, {results.machine}; {scale.name} run: {scale.users} users, "
-            f"{scale.rounds} rounds of {scale.users * scale.per_user:,} requests per "
-            f"configuration and server, {scale.concurrency} in flight; medians over the rounds.",
+            f"{results.date}, {results.machine}.",
+            f"{scale.name} run: {scale.users} users, {scale.rounds} rounds of "
+            f"{scale.users * scale.per_user:,} requests per configuration and server, "
+            f"{scale.concurrency} in flight; medians over the rounds.",
             "",
             results_table(results),
+            *(f"{label}: n/a: {why}" for label, why in results.unavailable.items()),
             "",
             ratios_table(results),
             "",

@@ -98,7 +98,7 @@ async def sign_in(http: httpx.AsyncClient, username: str, form: tuple[str, str])
     return Visitor(username, f"{SESSION_COOKIE}={session}; {CSRF_COOKIE}={csrf}", csrf)
 
 
-async def sign_in_all(base_url: str, usernames: Sequence[str], concurrency: int) -> list[Visitor]:
+async def asign_in_all(base_url: str, usernames: Sequence[str], concurrency: int) -> list[Visitor]:
     """Each user signs in (raises SignInError if one can't). A CSRF cookie is not tied to
     a session: one, from one visit of the login page, serves every first visit."""
     gate = asyncio.Semaphore(concurrency)
@@ -184,6 +184,10 @@ async def drive(base_url: str, visitors: Sequence[Visitor], traffic: Traffic, se
         await asyncio.gather(*(worker(deadline) for _ in range(traffic.concurrency)))
         seconds = perf_counter() - start
     return Pass(len(latencies), len(errors), seconds, latencies, errors[0] if errors else None)
+
+
+def sign_in_all(base_url: str, usernames: Sequence[str], concurrency: int) -> list[Visitor]:
+    return asyncio.run(asign_in_all(base_url, usernames, concurrency))
 
 
 def run(base_url: str, visitors: Sequence[Visitor], traffic: Traffic, seed: int) -> Pass:
