@@ -63,9 +63,11 @@ format: $(VENV)/.installed-lint ## Fix what ruff can fix and format the code
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(VENV)/.installed-test ## Run the benchmarks (ARGS, e.g. ARGS=--quick)
+# The load benchmark writes its table into benchmarks/README.md after a full run.
+bench: $(VENV)/.installed-bench ## Run the benchmarks (ARGS, e.g. ARGS=--quick)
 	$(PY) benchmarks/run.py $(ARGS)
 	$(PY) benchmarks/cleanup.py $(ARGS)
+	$(PY) benchmarks/load.py --readme benchmarks/README.md $(ARGS)
 
 docs: $(VENV)/.installed-docs ## Build the HTML docs into docs/_build/html
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

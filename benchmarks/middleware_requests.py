@@ -32,7 +32,7 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from benchmarks.report import WITH, WITHOUT, Verdict, request_verdicts
-from benchmarks.settings import MIDDLEWARE, SECURE_SESSION_MIDDLEWARE
+from benchmarks.settings import MIDDLEWARE, SECURE_SESSION_MIDDLEWARE, USER_AGENT
 from benchmarks.timing import Operation, Plan, Summary, measure
 from benchmarks.urls import WHOAMI
 from benchmarks.workloads import OURS_DB, OURS_REDIS, Engine
@@ -45,11 +45,6 @@ ENGINES: Final = (OURS_DB, OURS_REDIS)
 WRITE_REQUESTS: Final = 1000
 SECONDS_APART: Final = 1
 USERNAME: Final = "benchmark-requests"
-# A real browser's: binding to the user agent parses it.
-USER_AGENT: Final = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36"
-)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,12 @@ MIDDLEWARE: Final = (
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 )
 
+# A real browser's, for the requests of the benchmarks: binding to the user agent parses it.
+USER_AGENT: Final = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+
 
 @dataclass(frozen=True)
 class Backends:

@@ -233,6 +233,20 @@ def test_the_same_address_matches(mode: str) -> None:
     assert ip_mismatch("2001:db8::1", "2001:db8::1", mode, 24, 64) is None
 
 
+def test_the_same_address_matches_without_building_a_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The common case is a string comparison: no parsing, no network per request.
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a network was built for the bound address itself")
+
+    monkeypatch.setattr(ipaddress, "ip_network", no_network)
+    assert subnet("203.0.113.10", "203.0.113.10") is None
+    assert subnet("2001:db8::1", "2001:db8::1") is None
+    with pytest.raises(AssertionError, match="a network was built"):
+        subnet("203.0.113.10", "203.0.113.11")
+
+
 @pytest.mark.parametrize(
     ("bound", "current"),
     [("203.0.113.10", "198.51.100.7"), ("", "203.0.113.10"), ("203.0.113.10", None)],
