@@ -109,6 +109,7 @@ outage = StorageOutage()
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
 
+
 def user_id_in(data: dict[str, Any]) -> str | None:
     """The user a session's data is signed in as, as text (None: anonymous)."""
     user_id = data.get(USER_ID_KEY)
