@@ -41,16 +41,14 @@ from .base import (
     SessionInfo,
     SessionMeta,
     StoredRecord,
+    Version,
+    WriteConflict,
     now_epoch,
     report_corrupt,
     sign,
     to_datetime,
     unsign,
 )
-
-# The db engine writes each column alone, so it needs no version of a record to tell
-# whether a concurrent request rewrote it (see StoredRecord).
-_NO_VERSION: Final = ""
 
 # The columns a load reads, in the order of _meta_from_row().
 _COLUMNS: Final = (
@@ -197,14 +195,27 @@ def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
     return SecureSession.objects.using(_alias(SecureSession, write=write))
 
 
-def _stored(session_id: str) -> QuerySet[SecureSession]:
-    return _sessions().filter(pk=session_id, expire_date__gt=_retained())
+def _stored(session_id: str, *, write: bool = False) -> QuerySet[SecureSession]:
+    return _sessions(write=write).filter(pk=session_id, expire_date__gt=_retained())
 
 
 def _live(session_id: str) -> QuerySet[SecureSession]:
     # Updates only touch a session that hasn't expired: one that expired (or was
     # deleted) while a request ran is never brought back by that request's save.
     return _sessions(write=True).filter(pk=session_id, expire_date__gt=_now())
+
+
+def _updated(pending: PendingWrite, loaded: Version) -> QuerySet[SecureSession]:
+    """The row that an update of ``pending`` may write: live, and, if it changes the
+    data, still holding the data this request loaded (``loaded``, the data column's
+    bytes), so a concurrent request's save is never undone but merged (see
+    ``WriteConflict``). Compared whole, a version marker needs no column of its own:
+    the bytes are a MAC of the data and its session id, compressed, and equal bytes are
+    equal data, so an update that finds them is an update of what this request loaded.
+    A save that changes no data does not write the column, so it needs no comparison.
+    """
+    live = _live(pending.session_id)
+    return live.filter(data=loaded) if pending.data_changed and loaded else live
 
 
 # The data column holds the signed JSON (signature and payload, see sign()) compressed
@@ -241,6 +252,10 @@ def _new_row(pending: PendingWrite) -> SecureSession:
     return SecureSession(
         id=pending.session_id, data=_signed_data(pending), **_columns(pending.meta)
     )
+
+
+def _data_of(row: SecureSession) -> bytes:
+    return bytes(row.data)
 
 
 def _names(alias: str, model: type[Model]) -> tuple[str, dict[str, str]]:
@@ -344,12 +359,19 @@ def _one_row(alias: str, sql: str, params: list[Any]) -> Row | None:
     return row
 
 
-def _fetch_stored(session_id: str) -> Row | None:
-    """The row of ``_stored(session_id)``: the same query, without the ORM's overhead."""
-    alias = _alias(SecureSession, write=False)
+def _fetch_stored(session_id: str, *, write: bool = False) -> Row | None:
+    """The row of ``_stored(session_id)``: the same query, without the ORM's overhead.
+    ``write``: from the database that writes go to (not a replica that may lag it)."""
+    alias = _alias(SecureSession, write=write)
     connection = connections[alias]
     cutoff = connection.ops.adapt_datetimefield_value(_retained())
     return _one_row(alias, _load_sql(alias), [session_id, cutoff])
+
+
+async def _afetch_stored(session_id: str, *, write: bool = False) -> Row | None:
+    """The same query as ``_fetch_stored``, through the async ORM."""
+    rows = [row async for row in _stored(session_id, write=write).values_list(*_COLUMNS)[:1]]
+    return rows[0] if rows else None
 
 
 def _record(session_id: str, row: Row | None) -> StoredRecord | None:
@@ -360,7 +382,9 @@ def _record(session_id: str, row: Row | None) -> StoredRecord | None:
     if payload is None:
         report_corrupt(session_id)
         return None
-    return StoredRecord(payload, _meta_from_row(row))
+    # The column's bytes as the driver gave them are the version (see _updated): kept
+    # by reference, no copy for bytes (memoryview: an older driver's).
+    return StoredRecord(payload, _meta_from_row(row), bytes(row[0]))
 
 
 def _info(row: Row) -> SessionInfo:
@@ -448,11 +472,9 @@ class SessionStore(SecureSessionBase):
         return _record(session_id, _fetch_stored(session_id))
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
-        # Through the async ORM; the same query as _fetch_stored (a test holds them equal).
-        rows = [row async for row in _stored(session_id).values_list(*_COLUMNS)[:1]]
-        return _record(session_id, rows[0] if rows else None)
+        return _record(session_id, await _afetch_stored(session_id))
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> str:
+    def _write(self, pending: PendingWrite, must_create: bool) -> Version:
         if must_create:
             using = _alias(SecureSession, write=True)
             # A lone INSERT in autocommit mode is atomic; inside the caller's
@@ -462,31 +484,48 @@ class SessionStore(SecureSessionBase):
             try:
                 if atomic:
                     with transaction.atomic(using=using):
-                        self._insert(pending, using)
-                else:
-                    self._insert(pending, using)
+                        return self._insert(pending, using)
+                return self._insert(pending, using)
             except IntegrityError as exc:
                 raise CreateError from exc
-        elif not _live(pending.session_id).update(**self._update_columns(pending)):
+        columns = self._update_columns(pending)
+        if _updated(pending, self._stored_version).update(**columns):
+            return self._version_after(columns)
+        if not pending.data_changed:
             # Deleted (revoked, logged out) or expired meanwhile: never re-create it.
             raise UpdateError
-        return _NO_VERSION
+        # Deleted, expired, or saved by a concurrent request: the row as it is now
+        # tells which (see SecureSessionBase._merge), read where the update went.
+        session_id = pending.session_id
+        raise WriteConflict(_record(session_id, _fetch_stored(session_id, write=True)))
 
-    async def _awrite(self, pending: PendingWrite, must_create: bool) -> str:
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> Version:
         if must_create:
+            row = _new_row(pending)
             try:
-                await _new_row(pending).asave(
-                    force_insert=True, using=_alias(SecureSession, write=True)
-                )
+                await row.asave(force_insert=True, using=_alias(SecureSession, write=True))
             except IntegrityError as exc:
                 raise CreateError from exc
-        elif not await _live(pending.session_id).aupdate(**self._update_columns(pending)):
+            return _data_of(row)
+        columns = self._update_columns(pending)
+        if await _updated(pending, self._stored_version).aupdate(**columns):
+            return self._version_after(columns)
+        if not pending.data_changed:
             raise UpdateError
-        return _NO_VERSION
+        session_id = pending.session_id
+        raise WriteConflict(_record(session_id, await _afetch_stored(session_id, write=True)))
 
     @staticmethod
-    def _insert(pending: PendingWrite, using: str) -> None:
-        _new_row(pending).save(force_insert=True, using=using)
+    def _insert(pending: PendingWrite, using: str) -> bytes:
+        row = _new_row(pending)
+        row.save(force_insert=True, using=using)
+        return _data_of(row)
+
+    def _version_after(self, columns: dict[str, Any]) -> Version:
+        """The version of a row just updated with ``columns``: its data as written, or
+        as loaded if the data was not written."""
+        written: bytes | None = columns.get("data")
+        return self._stored_version if written is None else written
 
     @staticmethod
     def _update_columns(pending: PendingWrite) -> dict[str, Any]:
