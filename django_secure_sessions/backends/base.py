@@ -461,7 +461,7 @@ class WriteConflict(Exception):
 # it gives up (SessionStorageUnavailable, which the middleware answers with 503: the
 # change is not acknowledged, never acknowledged and lost). Each try after the first
 # means another request's save got in between: some request always makes progress.
-SAVE_ATTEMPTS: Final = 8
+SAVE_ATTEMPTS: Final = 10
 
 # The meta fields that change together: a binding (bind_client) and an authentication
 # (record_login, record_reauth). A merge takes each group whole from one side, never

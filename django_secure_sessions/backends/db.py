@@ -209,10 +209,11 @@ def _updated(pending: PendingWrite, loaded: Version) -> QuerySet[SecureSession]:
     """The row that an update of ``pending`` may write: live, and, if it changes the
     data, still holding the data this request loaded (``loaded``, the data column's
     bytes), so a concurrent request's save is never undone but merged (see
-    ``WriteConflict``). Compared whole, a version marker needs no column of its own:
-    the bytes are a MAC of the data and its session id, compressed, and equal bytes are
-    equal data, so an update that finds them is an update of what this request loaded.
-    A save that changes no data does not write the column, so it needs no comparison.
+    ``WriteConflict``). Compared whole, the column is its own version marker, with no
+    column or migration added: it holds the signed JSON, compressed, so equal bytes are
+    equal data, and an update that finds them is an update of the data this request
+    loaded (the same data saved again meanwhile is still that data). A save that
+    changes no data does not write the column, so it needs no comparison.
     """
     live = _live(pending.session_id)
     return live.filter(data=loaded) if pending.data_changed and loaded else live
