@@ -48,7 +48,6 @@ from django_secure_sessions.backends.base import (
     SecureSessionBase,
     SessionMeta,
     StoredRecord,
-    Version,
     session_id_for_key,
 )
 from django_secure_sessions.backends.redis import aclose_connections
@@ -74,6 +73,7 @@ from tests.sessions import (
     admin_login,
     capture,
     loaded,
+    rival_saves_before_writes,
     saved,
     session_key_of,
     text,
@@ -115,11 +115,6 @@ def add_to_cart_while_revoked(request: HttpRequest) -> HttpResponse:
     return HttpResponse("added")
 
 
-def draft(request: HttpRequest) -> HttpResponse:
-    request.session["draft"] = "Dear Ada"
-    return HttpResponse("saved")
-
-
 def end_now(request: HttpRequest) -> HttpResponse:
     request.session.set_expiry(-10)
     return HttpResponse("ended")
@@ -131,7 +126,6 @@ urlpatterns = [
     path("password/", store_password),
     path("grow/", grow_session),
     path("add-while-revoked/", add_to_cart_while_revoked),
-    path("draft/", draft),
 ]
 
 on_this_module_urls = pytest.mark.urls("tests.test_engines")
@@ -1190,67 +1184,6 @@ def test_a_save_costs_one_round_trip_and_one_that_meets_a_concurrent_save_a_retr
     assert {"theme", "draft"} <= set(loaded(store_class, key).keys())
 
 
-def rival_saves_before_every_write(
-    monkeypatch: pytest.MonkeyPatch, store_class: StoreClass, key: str
-) -> list[int]:
-    """Fault injection: before each write of the session ``key``, another request saves
-    a change to it, so that every write of the first meets a concurrent save. Returns
-    the list of the rival's writes, so far."""
-    rivals: list[int] = []
-    write, awrite = store_class._write, store_class._awrite
-
-    def rival_first(store: SecureSessionBase) -> None:
-        if store.session_key == key and not getattr(store, "is_rival", False):
-            rival = loaded(store_class, key)
-            rival.is_rival = True  # type: ignore[attr-defined]
-            rivals.append(len(rivals) + 1)
-            rival["rival"] = len(rivals)
-            rival.save()
-
-    def rivalled_write(
-        store: SecureSessionBase, pending: PendingWrite, must_create: bool
-    ) -> Version | None:
-        rival_first(store)
-        return write(store, pending, must_create)
-
-    async def rivalled_awrite(
-        store: SecureSessionBase, pending: PendingWrite, must_create: bool
-    ) -> Version | None:
-        await sync_to_async(rival_first)(store)
-        return await awrite(store, pending, must_create)
-
-    monkeypatch.setattr(store_class, "_write", rivalled_write)
-    monkeypatch.setattr(store_class, "_awrite", rivalled_awrite)
-    return rivals
-
-
-@on_this_module_urls
-def test_fault_injection_a_save_beaten_by_a_concurrent_save_every_time_gets_a_503(
-    client: Client,
-    store_class: StoreClass,
-    user: AbstractBaseUser,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    key = saved(store_class, {"cart": ["book"]}, user=user).session_key
-    assert key is not None
-    client.cookies[settings.SESSION_COOKIE_NAME] = key
-    rivals = rival_saves_before_every_write(monkeypatch, store_class, key)
-
-    with caplog.at_level(logging.WARNING, logger="django_secure_sessions"):
-        response = client.get("/draft/")
-
-    # Not acknowledged: "try again", and the change is not stored.
-    assert response.status_code == 503
-    assert response["Retry-After"] == "10"
-    assert len(rivals) == SAVE_ATTEMPTS
-    after = loaded(store_class, key)
-    assert after["rival"] == SAVE_ATTEMPTS
-    assert "draft" not in after
-    assert f"Session {session_id_for_key(key)} not saved" in caplog.text
-    assert key not in caplog.text
-
-
 @async_test
 async def test_fault_injection_async_a_save_beaten_every_time_gives_up(
     store_class: StoreClass, user: AbstractBaseUser, monkeypatch: pytest.MonkeyPatch
@@ -1258,7 +1191,7 @@ async def test_fault_injection_async_a_save_beaten_every_time_gives_up(
     key = (await sync_to_async(saved)(store_class, {"cart": ["book"]}, user=user)).session_key
     assert key is not None
     tab = await aloaded(store_class, key)
-    rivals = rival_saves_before_every_write(monkeypatch, store_class, key)
+    rivals = rival_saves_before_writes(monkeypatch, store_class, key)
 
     await tab.aset("draft", "Dear Ada")
     with pytest.raises(SessionStorageUnavailable):
