@@ -39,6 +39,8 @@ class Browser:
 
     server: ServedProcess
     cookies: dict[str, str] = field(default_factory=dict)
+    # The User-Agent header it sends; none when empty, as http.client sends.
+    user_agent: str = ""
 
     def request(
         self, method: str, path: str, form: dict[str, str] | None = None, accept: str = "*/*"
@@ -50,6 +52,8 @@ class Browser:
             "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
             "Accept": accept,
         }
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
         body = None
         if form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"

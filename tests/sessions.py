@@ -165,6 +165,17 @@ class Storage:
         value: bytes | str | None = self.client.hget(REDIS_SESSION_PREFIX + session_id, "r")
         return value
 
+    def stored(self, session_id: str) -> bytes | None:
+        """The stored signed part of a record as it is stored: the db engine's data
+        column (compressed), the redis record."""
+        if self.redis_client is None:
+            row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
+            column = row.first()
+            return None if column is None else bytes(column)
+        value = self.client.hget(REDIS_SESSION_PREFIX + session_id, "r")
+        assert value is None or isinstance(value, bytes)
+        return value
+
     def overwrite(self, session_id: str, value: str | bytes) -> None:
         """Replace the stored signed part of a record (see ``signed``). On the db
         engine, text is stored as the engine stores it (compressed), bytes as they are."""

@@ -114,6 +114,12 @@ outage = StorageOutage()
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
 
+def user_id_in(data: dict[str, Any]) -> str | None:
+    """The user a session's data is signed in as, as text (None: anonymous)."""
+    user_id = data.get(USER_ID_KEY)
+    return None if user_id is None else str(user_id)
+
+
 # How a session began (SessionMeta.origin).
 ORIGIN_REQUEST: Final = ""
 ORIGIN_SCRIPT: Final = "script"
@@ -133,6 +139,22 @@ DJANGO_SESSION_KEYS: Final = frozenset(
         "testcookie",  # SessionBase.TEST_COOKIE_NAME
     }
 )
+
+# Keys that django-allauth writes into sessions, by design, with a secret in them: like
+# Django's "_password_reset_token", each keeps a secret of allauth's own flows out of a
+# URL or a form for a few minutes, and allauth removes it when the flow ends. Refusing
+# them would break password resets and authenticator setup for every allauth site; they
+# are exempt by exact name, so any other key (yours) is still checked.
+ALLAUTH_SESSION_KEYS: Final = frozenset(
+    {
+        "_password_reset_key",  # allauth.account: the key of a reset link, once opened
+        "account_password_reset_verification",  # allauth.account: password reset by code
+        "mfa.totp.secret",  # allauth.mfa: the seed of an authenticator app being set up
+    }
+)
+
+# The keys never matched against FORBIDDEN_KEYS.
+FRAMEWORK_SESSION_KEYS: Final = DJANGO_SESSION_KEYS | ALLAUTH_SESSION_KEYS
 
 # Django's keys are get_random_string(32, VALID_KEY_CHARS). Anything else did not come
 # from us, so it is refused before any storage round trip (no lookup for hostile
@@ -342,13 +364,40 @@ class SessionMeta:
 
     @classmethod
     def from_list(cls, values: Any) -> SessionMeta | None:
-        """The meta in ``values`` (as made by ``to_list``), or None if malformed."""
+        """The meta in ``values`` (as made by ``to_list``), or None if malformed: not a
+        list of the right length, or a field of a type or range ``to_list`` never writes.
+
+        A correctly signed record can still hold such a meta (written by another version
+        of the package, or by a bug: the signature says who wrote it, not that it is
+        well formed), and every field is used as what it claims to be: compared with the
+        time by the timeouts, turned into a datetime to list sessions. Taken as it is, a
+        list where a time belongs raises TypeError: a 500 on every request of the
+        session, and on every page listing its user's sessions (theirs, the admin's).
+        So it is corrupt: no session (fail closed), logged, never a crash.
+        """
         if not isinstance(values, list) or len(values) != len(cls.FIELDS):
             return None
-        try:
-            return cls(*values)
-        except TypeError:
-            return None
+        user_id, created, activity, auth, absolute, expires, *texts = values
+        # type() rather than isinstance(): JSON's true and false are Python bools, which
+        # are ints, and never a time. Inline, as it runs on every load (under 1 µs).
+        well_typed = (
+            (user_id is None or type(user_id) is str)
+            and (type(created) is float or type(created) is int)  # see the class
+            and 0 <= created < _EPOCH_LIMIT
+            and type(activity) is int
+            and 0 <= activity < _EPOCH_LIMIT
+            and type(expires) is int
+            and 0 <= expires < _EPOCH_LIMIT
+            and (auth is None or (type(auth) is int and 0 <= auth < _EPOCH_LIMIT))
+            and (absolute is None or (type(absolute) is int and 0 <= absolute < _EPOCH_LIMIT))
+            and all(type(text) is str for text in texts)
+        )
+        return cls(*values) if well_typed else None
+
+
+# The first epoch second that a datetime can't hold (year 10000): a time in a record is
+# always before it, and one past it could not even be shown.
+_EPOCH_LIMIT: Final = 253_402_300_800
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,7 +636,7 @@ class SecureSessionBase(SessionBase):
     # -- guards on assignment -------------------------------------------------------
 
     def _check_key(self, key: str) -> None:
-        if key in DJANGO_SESSION_KEYS:
+        if key in FRAMEWORK_SESSION_KEYS:
             return
         forbidden = conf.FORBIDDEN_KEYS
         if forbidden is not None and isinstance(key, str) and forbidden.search(key):
@@ -684,6 +733,13 @@ class SecureSessionBase(SessionBase):
                 self.ended = EndedSession(session_id, meta.user_id, reason)
             elif now < meta.expires:
                 data = self._decode_data(session_id, record.payload)
+                if data is not None and user_id_in(data) != meta.user_id:
+                    # The timeouts, the binding and the user's index go by the meta's
+                    # user, and every save writes it from the data: a record where they
+                    # differ was not written by a save (a bug, a hand-edited row), and
+                    # adopting it would sign in a user whom none of those checks saw.
+                    report_corrupt(session_id)
+                    data = None
         if record is None or data is None:
             # Never adopt a key we don't know: the next save makes a fresh one, so a
             # key planted by an attacker (session fixation) is never brought to life.
@@ -785,8 +841,7 @@ class SecureSessionBase(SessionBase):
             )
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
-        user_id = data.get(USER_ID_KEY)
-        user_id = None if user_id is None else str(user_id)
+        user_id = user_id_in(data)
         if user_id != meta.user_id:
             # The session changed hands (normally at login, which also rotated the
             # key): nothing about the previous owner's authentication carries over.
