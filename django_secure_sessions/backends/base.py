@@ -114,6 +114,7 @@ outage = StorageOutage()
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
 
+
 def user_id_in(data: dict[str, Any]) -> str | None:
     """The user a session's data is signed in as, as text (None: anonymous)."""
     user_id = data.get(USER_ID_KEY)
@@ -952,6 +953,10 @@ class SecureSessionBase(SessionBase):
             or (current := self._decode_data(session_id, fresh.payload)) is None
             or (ours := self._decode_data(session_id, pending.payload)) is None
         ):
+            raise UpdateError
+        if user_id_in(current) != fresh.meta.user_id:
+            # Not written by a save (see _adopt): corrupt, and never merged into.
+            report_corrupt(session_id)
             raise UpdateError
         data = merge_data(current, loaded, ours)
         self.meta = merge_meta(fresh.meta, loaded_meta, self.meta or loaded_meta)
