@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
@@ -27,7 +28,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from django_secure_sessions.backends import db as db_engine
-from django_secure_sessions.backends.base import USER_ID_KEY, SecureSessionBase
+from django_secure_sessions.backends.base import (
+    USER_ID_KEY,
+    PendingWrite,
+    SecureSessionBase,
+    Version,
+)
 from django_secure_sessions.models import SecureSession
 from tests.factories import PASSWORD
 
@@ -283,3 +289,40 @@ def admin_login(client: Client, user: AbstractBaseUser, **request: Any) -> HttpR
     )
     assert response.status_code == 302, response.content
     return response
+
+
+def rival_saves_before_writes(
+    monkeypatch: pytest.MonkeyPatch, store_class: StoreClass, key: str, times: int | None = None
+) -> list[int]:
+    """Fault injection: before a write of the session ``key`` (each one, or the first
+    ``times``), another request (another tab) saves a change to it, its key ``rival``
+    set to how many times it did, so that the write meets a concurrent save. Returns the
+    list of the rival's saves, filled as they happen."""
+    rivals: list[int] = []
+    write, awrite = store_class._write, store_class._awrite
+
+    def rival_first(store: SecureSessionBase) -> None:
+        if store.session_key != key or getattr(store, "is_rival", False):
+            return
+        if times is None or len(rivals) < times:
+            rival = loaded(store_class, key)
+            rival.is_rival = True  # type: ignore[attr-defined]
+            rivals.append(len(rivals) + 1)
+            rival["rival"] = len(rivals)
+            rival.save()
+
+    def rivalled_write(
+        store: SecureSessionBase, pending: PendingWrite, must_create: bool
+    ) -> Version | None:
+        rival_first(store)
+        return write(store, pending, must_create)
+
+    async def rivalled_awrite(
+        store: SecureSessionBase, pending: PendingWrite, must_create: bool
+    ) -> Version | None:
+        await sync_to_async(rival_first)(store)
+        return await awrite(store, pending, must_create)
+
+    monkeypatch.setattr(store_class, "_write", rivalled_write)
+    monkeypatch.setattr(store_class, "_awrite", rivalled_awrite)
+    return rivals

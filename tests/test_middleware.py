@@ -33,6 +33,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from django_secure_sessions import signals
 from django_secure_sessions.backends.base import (
     OUTAGE_REPORT_INTERVAL,
+    SAVE_ATTEMPTS,
     USER_ID_KEY,
     SecureSessionBase,
     SessionMeta,
@@ -46,7 +47,7 @@ from django_secure_sessions.timeouts import EXPIRY_GRACE
 from tests.browsing import AsyncClientFrom
 from tests.factories import PASSWORD
 from tests.redis_server import free_port
-from tests.sessions import capture
+from tests.sessions import capture, rival_saves_before_writes
 from tests.user_agents import (
     CHROME_119_WINDOWS,
     CHROME_120_WINDOWS,
@@ -1148,6 +1149,53 @@ async def test_a_session_revoked_during_the_request_stays_revoked(
 
 
 # -- the storage failing --------------------------------------------------------------------
+
+
+# -- concurrent saves of one session -------------------------------------------------------
+
+
+async def test_a_write_that_meets_another_tabs_save_keeps_both(
+    browser: Browser,
+    user: AbstractBaseUser,
+    store_class: StoreClass,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await browser.log_in(user)
+    rivals = rival_saves_before_writes(monkeypatch, store_class, browser.session_key, times=1)
+
+    response = await browser.get("/notes/draft/?value=Dear%20Ada")
+
+    assert response.status_code == 200
+    assert rivals == [1]  # another tab saved while this request ran ...
+    stored = store_class(browser.session_key)
+    assert await stored.aget("note_draft") == "Dear Ada"
+    assert await stored.aget("rival") == 1  # ... and its write is kept too
+
+
+async def test_fault_injection_a_write_beaten_by_concurrent_saves_every_time_gets_503(
+    browser: Browser,
+    user: AbstractBaseUser,
+    store_class: StoreClass,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await browser.log_in(user)
+    key = browser.session_key
+    rivals = rival_saves_before_writes(monkeypatch, store_class, key)
+
+    with caplog.at_level(logging.WARNING, logger="django_secure_sessions"):
+        response = await browser.get("/notes/draft/?value=Dear%20Ada")
+
+    # Not acknowledged: "try again", and nothing of this request's is stored.
+    assert response.status_code == 503
+    assert response["Retry-After"] == "10"
+    assert session_cookie(response) is None
+    assert len(rivals) == SAVE_ATTEMPTS
+    stored = store_class(key)
+    assert await stored.aget("rival") == SAVE_ATTEMPTS
+    assert await stored.aget("note_draft") is None
+    assert f"Session {session_id_for_key(key)} not saved" in caplog.text
+    assert key not in caplog.text
 
 
 @asynccontextmanager

@@ -29,7 +29,12 @@ from typing import Any, ClassVar, Final
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.contrib.sessions.backends.base import (
+    VALID_KEY_CHARS,
+    CreateError,
+    SessionBase,
+    UpdateError,
+)
 from django.core.signals import setting_changed
 from django.core.signing import JSONSerializer
 from django.dispatch import receiver
@@ -470,19 +475,88 @@ class EndedSession:
     reason: timeouts.EndReason
 
 
+# What identifies a version of a stored record (see StoredRecord).
+Version = str | bytes
+
+
 @dataclass(slots=True)
 class StoredRecord:
     """A record as read from storage, its signature verified: the JSON of its data
     (decoded only if the session is adopted) and its meta.
 
-    ``version`` identifies the stored record for an engine that can only rewrite it whole
-    (Redis: its signature); a save that changes no data then writes only if the record
-    is still this one, so it never undoes what a concurrent request saved.
+    ``version`` identifies what is stored, as it is read, at no cost: Redis, the
+    signature of the whole record; the db engine, the data column's bytes. A save with
+    changes of its own writes only if the record is still this version, else it merges
+    them (see ``WriteConflict``); a save without (a refresh of the activity) writes
+    only if it is still this version on Redis, whose record is rewritten whole, so it
+    never undoes what a concurrent request saved.
     """
 
     payload: str
     meta: SessionMeta
-    version: str = ""
+    version: Version = ""
+
+
+class WriteConflict(Exception):
+    """Raised by an engine's ``_write``: a concurrent request saved the session since
+    this one loaded it, so nothing was written. ``record`` is what storage holds now, or
+    None if it holds no readable record any more (deleted, or corrupt)."""
+
+    def __init__(self, record: StoredRecord | None) -> None:
+        super().__init__("The session was saved by a concurrent request.")
+        self.record = record
+
+
+# How many times a save that keeps meeting concurrent saves merges and tries again before
+# it gives up (SessionStorageUnavailable, which the middleware answers with 503: the
+# change is not acknowledged, never acknowledged and lost). Each try after the first
+# means another request's save got in between: some request always makes progress.
+SAVE_ATTEMPTS: Final = 10
+
+# The meta fields that change together: a binding (bind_client) and an authentication
+# (record_login, record_reauth). A merge takes each group whole from one side, never
+# one client's address with another's user agent. The activity and expiry are not
+# merged: the save records its own (see _prepare).
+META_GROUPS: Final = (
+    ("ip", "ua_digest", "user_agent", "browser", "os", "device"),
+    ("user_id", "created", "last_auth", "absolute_expiry", "origin"),
+)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    # Compared as JSON, not with ==, for which 1, 1.0 and True are all equal.
+    return a is b or dumps(a) == dumps(b)
+
+
+def merge_data(
+    fresh: dict[str, Any], loaded: dict[str, Any], ours: dict[str, Any]
+) -> dict[str, Any]:
+    """This request's changes (``ours`` against ``loaded``, what it loaded) applied onto
+    ``fresh``, what a concurrent request saved meanwhile.
+
+    A change is a key this request set (new, or a value that differs from the one it
+    loaded: a diff, so a nested value changed in place and flagged with
+    ``session.modified = True`` counts too) or deleted; every other key is as the
+    concurrent request left it. A key that both changed: this request's value, the
+    later save's (the last save wins, key by key).
+    """
+    merged = dict(fresh)
+    for key, value in ours.items():
+        if key not in loaded or not _json_equal(loaded[key], value):
+            merged[key] = value
+    for key in loaded.keys() - ours.keys():
+        merged.pop(key, None)
+    return merged
+
+
+def merge_meta(fresh: SessionMeta, loaded: SessionMeta, ours: SessionMeta) -> SessionMeta:
+    """``fresh`` with each group of ``META_GROUPS`` that this request changed (``ours``
+    against ``loaded``) taken from ``ours``."""
+    changed: dict[str, Any] = {}
+    for group in META_GROUPS:
+        if any(getattr(ours, name) != getattr(loaded, name) for name in group):
+            changed.update((name, getattr(ours, name)) for name in group)
+    return replace(fresh, **changed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +601,7 @@ class SecureSessionBase(SessionBase):
     # written, to tell what a save changes: what it doesn't change, it doesn't write.
     _stored_payload: str | None = None
     _stored_meta: SessionMeta | None = None
-    _stored_version = ""
+    _stored_version: Version = ""
     # Set when this request's load failed: the session is unknown, not absent, so it is
     # neither adopted nor written (see _unreadable).
     _unreadable_error: BaseException | None = None
@@ -756,7 +830,9 @@ class SecureSessionBase(SessionBase):
     def _new_meta(self, now: int) -> SessionMeta:
         return SessionMeta(created=now, last_activity=now)
 
-    def _prepare(self, key: str, data: dict[str, Any], must_create: bool, age: int) -> PendingWrite:
+    def _prepare(
+        self, session_id: str, data: dict[str, Any], must_create: bool, age: int
+    ) -> PendingWrite:
         """Everything a save writes, computed without I/O (shared by save and asave)."""
         payload = dumps(data)
         if len(payload) > conf.MAX_SIZE:
@@ -776,7 +852,7 @@ class SecureSessionBase(SessionBase):
         meta.expires = self._expires(meta, now, age)
         changed = must_create or payload != self._stored_payload
         meta_changed = not meta.same_except_activity(self._stored_meta)
-        return PendingWrite(session_id_for_key(key), changed, meta, meta_changed, payload, age <= 0)
+        return PendingWrite(session_id, changed, meta, meta_changed, payload, age <= 0)
 
     @staticmethod
     def _stamp_authentication(meta: SessionMeta, now: int) -> None:
@@ -787,7 +863,7 @@ class SecureSessionBase(SessionBase):
         absolute_timeout = conf.ABSOLUTE_TIMEOUT
         meta.absolute_expiry = None if absolute_timeout is None else now + absolute_timeout
 
-    def _written(self, pending: PendingWrite, version: str | None) -> None:
+    def _written(self, pending: PendingWrite, version: Version | None) -> None:
         """Keep what a save stored, to tell what the next one changes; ``version`` None:
         the engine left the write out, and what it stores is still what was loaded."""
         self.meta = pending.meta
@@ -800,7 +876,7 @@ class SecureSessionBase(SessionBase):
         if key is None:
             return self.create()
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
-        pending = self._prepare(key, data, must_create, self._uncapped_age())
+        pending = self._prepare(session_id_for_key(key), data, must_create, self._uncapped_age())
         self._store(pending, must_create)
         return None
 
@@ -809,27 +885,96 @@ class SecureSessionBase(SessionBase):
         if key is None:
             return await self.acreate()
         data = await self._aget_session(no_load=must_create)  # type: ignore[attr-defined]
-        pending = self._prepare(key, data, must_create, await self._auncapped_age())
+        age = await self._auncapped_age()
+        pending = self._prepare(session_id_for_key(key), data, must_create, age)
         await self._astore(pending, must_create)
         return None
 
     def _store(self, pending: PendingWrite, must_create: bool) -> None:
         with self._writing():
-            if pending.ends_at_once:
-                # Removed rather than stored: no load would accept it, and the cleanup
-                # would keep it EXPIRY_GRACE longer for nothing.
-                self._remove(pending.session_id)
-                self._forget()
-            else:
-                self._written(pending, self._write(pending, must_create))
+            for _ in range(SAVE_ATTEMPTS):
+                if pending.ends_at_once:
+                    # Removed rather than stored: no load would accept it, and the
+                    # cleanup would keep it EXPIRY_GRACE longer for nothing.
+                    self._remove(pending.session_id)
+                    self._forget()
+                    return
+                try:
+                    version = self._write(pending, must_create)
+                except WriteConflict as conflict:
+                    data = self._merge(pending, conflict.record)
+                    pending = self._prepare(pending.session_id, data, False, self._uncapped_age())
+                else:
+                    self._written(pending, version)
+                    return
+            raise self._contended(pending)
 
     async def _astore(self, pending: PendingWrite, must_create: bool) -> None:
         with self._writing():
-            if pending.ends_at_once:
-                await self._aremove(pending.session_id)
-                self._forget()
-            else:
-                self._written(pending, await self._awrite(pending, must_create))
+            for _ in range(SAVE_ATTEMPTS):
+                if pending.ends_at_once:
+                    await self._aremove(pending.session_id)
+                    self._forget()
+                    return
+                try:
+                    version = await self._awrite(pending, must_create)
+                except WriteConflict as conflict:
+                    data = self._merge(pending, conflict.record)
+                    age = await self._auncapped_age()
+                    pending = self._prepare(pending.session_id, data, False, age)
+                else:
+                    self._written(pending, version)
+                    return
+            raise self._contended(pending)
+
+    def _merge(self, pending: PendingWrite, fresh: StoredRecord | None) -> dict[str, Any]:
+        """After a ``WriteConflict``: this request's changes (``pending`` against what it
+        loaded) applied onto ``fresh``, what storage holds now, which becomes what this
+        request loaded; the merged data becomes this session's data, to be saved again
+        on top of ``fresh``. No I/O: the engine read ``fresh`` with its conflict.
+
+        Only here is the JSON as loaded decoded again: a save that meets no concurrent
+        one costs what it did before merging existed.
+        """
+        session_id, loaded_meta, loaded = pending.session_id, self._stored_meta, None
+        if self._stored_payload is not None:
+            loaded = self._decode_data(session_id, self._stored_payload)
+        if (
+            # Deleted (revoked, logged out), or unreadable: it stays that way.
+            fresh is None
+            # Ended (expired, or past a timeout as of its last write; storage keeps it
+            # EXPIRY_GRACE longer): never brought back.
+            or fresh.meta.expires <= now_epoch()
+            # Another user's now (a login or logout rotates the key, so this is not
+            # a session that two tabs share): nothing of this request's may go into it.
+            or loaded_meta is None
+            or fresh.meta.user_id != loaded_meta.user_id
+            or loaded is None
+            or (current := self._decode_data(session_id, fresh.payload)) is None
+            or (ours := self._decode_data(session_id, pending.payload)) is None
+        ):
+            raise UpdateError
+        if user_id_in(current) != fresh.meta.user_id:
+            # Not written by a save (see _adopt): corrupt, and never merged into.
+            report_corrupt(session_id)
+            raise UpdateError
+        data = merge_data(current, loaded, ours)
+        self.meta = merge_meta(fresh.meta, loaded_meta, self.meta or loaded_meta)
+        self._stored_meta, self._stored_payload = fresh.meta, fresh.payload
+        self._stored_version = fresh.version
+        self._session_cache = data
+        return data
+
+    def _contended(self, pending: PendingWrite) -> SessionStorageUnavailable:
+        logger.warning(
+            "Session %s not saved: %d concurrent saves got in first, one after the other.",
+            pending.session_id,
+            SAVE_ATTEMPTS,
+        )
+        return SessionStorageUnavailable(
+            f"The session was saved by concurrent requests {SAVE_ATTEMPTS} times while "
+            "this one tried to save it; this request's change is not saved."
+        )
 
     def create(self) -> None:
         while True:
@@ -1062,15 +1207,19 @@ class SecureSessionBase(SessionBase):
     async def _aread(self, session_id: str) -> StoredRecord | None:
         raise NotImplementedError
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> str | None:
+    def _write(self, pending: PendingWrite, must_create: bool) -> Version | None:
         """Write ``pending``: insert-if-absent (else ``CreateError``) when
         ``must_create``, otherwise update-if-present (else ``UpdateError``), so a
         session deleted meanwhile is never brought back. What didn't change is not
-        written (see ``PendingWrite``). Returns the version of the record now stored
-        (see ``StoredRecord``), or None if the engine left the write out."""
+        written (see ``PendingWrite``). A change of the data (on Redis, of the meta too)
+        is written only if the record is still the version this request loaded
+        (``_stored_version``), in the same round trip; else ``WriteConflict``, with the
+        record as stored now (one more round trip for the db engine, none for Redis).
+        Returns the version of the record now stored (see ``StoredRecord``), or None if
+        the engine left the write out."""
         raise NotImplementedError
 
-    async def _awrite(self, pending: PendingWrite, must_create: bool) -> str | None:
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> Version | None:
         raise NotImplementedError
 
     def _remove(self, session_id: str) -> None:
@@ -1180,7 +1329,8 @@ class SecureSessionBase(SessionBase):
         store._checked(data)
         now = now_epoch()
         store.meta = replace(store._new_meta(now), origin=ORIGIN_IMPORTED)
-        pending = store._prepare(session_key, data, True, max(expires - now, 1))
+        session_id = session_id_for_key(session_key)
+        pending = store._prepare(session_id, data, True, max(expires - now, 1))
         if dry_run:
             return not store.exists(session_key)
         try:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from functools import cache, lru_cache
 from typing import Any, Final
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.exceptions import EmptyResultSet
@@ -41,16 +42,14 @@ from .base import (
     SessionInfo,
     SessionMeta,
     StoredRecord,
+    Version,
+    WriteConflict,
     now_epoch,
     report_corrupt,
     sign,
     to_datetime,
     unsign,
 )
-
-# The db engine writes each column alone, so it needs no version of a record to tell
-# whether a concurrent request rewrote it (see StoredRecord).
-_NO_VERSION: Final = ""
 
 # The columns a load reads, in the order of _meta_from_row().
 _COLUMNS: Final = (
@@ -197,8 +196,8 @@ def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
     return SecureSession.objects.using(_alias(SecureSession, write=write))
 
 
-def _stored(session_id: str) -> QuerySet[SecureSession]:
-    return _sessions().filter(pk=session_id, expire_date__gt=_retained())
+def _stored(session_id: str, *, write: bool = False) -> QuerySet[SecureSession]:
+    return _sessions(write=write).filter(pk=session_id, expire_date__gt=_retained())
 
 
 def _live(session_id: str) -> QuerySet[SecureSession]:
@@ -243,6 +242,10 @@ def _new_row(pending: PendingWrite) -> SecureSession:
     )
 
 
+def _data_of(row: SecureSession) -> bytes:
+    return bytes(row.data)
+
+
 def _names(alias: str, model: type[Model]) -> tuple[str, dict[str, str]]:
     """The quoted table name of ``model`` on database ``alias`` and its quoted columns by
     attribute name. Only these identifiers from the model's metadata go into the SQL
@@ -250,6 +253,49 @@ def _names(alias: str, model: type[Model]) -> tuple[str, dict[str, str]]:
     quote = connections[alias].ops.quote_name
     opts = model._meta
     return quote(opts.db_table), {f.attname: quote(f.column) for f in opts.concrete_fields}
+
+
+@cache
+def _fields() -> dict[str, Field[Any, Any]]:
+    return {f.attname: f for f in SecureSession._meta.concrete_fields}
+
+
+@lru_cache(maxsize=32)
+def _update_sql(alias: str, names: tuple[str, ...], compares_data: bool) -> str:
+    """An update's statement, written once per database and set of columns (the ORM's
+    update costs about 100 µs to build and compile, more than the statement runs).
+
+    It writes the row only if it is live (expired or deleted meanwhile, a session is
+    never brought back) and, when ``compares_data``, only if it still holds the data
+    that the request loaded, so a concurrent request's save is never undone but merged
+    (see ``WriteConflict``). Compared whole, the data column is its own version marker,
+    with no column or migration added: it holds the signed JSON, compressed, so equal
+    bytes are equal data, and an update that finds them is an update of the data the
+    request loaded (the same data saved again meanwhile is still that data).
+    """
+    table, column = _names(alias, SecureSession)
+    assignments = ", ".join(f"{column[name]} = %s" for name in names)
+    where = f"{column['id']} = %s AND {column['expire_date']} > %s"
+    if compares_data:
+        where += f" AND {column['data']} = %s"
+    return f"UPDATE {table} SET {assignments} WHERE {where}"  # noqa: S608
+
+
+def _update(pending: PendingWrite, columns: dict[str, Any], loaded: Version) -> bool:
+    """Write ``columns`` of the session of ``pending`` (see ``_update_sql``): a save that
+    changes the data compares it with ``loaded``, one that doesn't write the data
+    needs no comparison. Whether the row was written."""
+    alias = _alias(SecureSession, write=True)
+    connection = connections[alias]
+    fields = _fields()
+    compares_data = pending.data_changed and bool(loaded)
+    params = [fields[name].get_db_prep_save(value, connection) for name, value in columns.items()]
+    params += [pending.session_id, connection.ops.adapt_datetimefield_value(_now())]
+    if compares_data:
+        params.append(fields["data"].get_db_prep_value(loaded, connection))
+    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+        cursor.execute(_update_sql(alias, tuple(columns), compares_data), params)
+        return bool(cursor.rowcount)
 
 
 @lru_cache(maxsize=8)
@@ -344,12 +390,19 @@ def _one_row(alias: str, sql: str, params: list[Any]) -> Row | None:
     return row
 
 
-def _fetch_stored(session_id: str) -> Row | None:
-    """The row of ``_stored(session_id)``: the same query, without the ORM's overhead."""
-    alias = _alias(SecureSession, write=False)
+def _fetch_stored(session_id: str, *, write: bool = False) -> Row | None:
+    """The row of ``_stored(session_id)``: the same query, without the ORM's overhead.
+    ``write``: from the database that writes go to (not a replica that may lag it)."""
+    alias = _alias(SecureSession, write=write)
     connection = connections[alias]
     cutoff = connection.ops.adapt_datetimefield_value(_retained())
     return _one_row(alias, _load_sql(alias), [session_id, cutoff])
+
+
+async def _afetch_stored(session_id: str, *, write: bool = False) -> Row | None:
+    """The same query as ``_fetch_stored``, through the async ORM."""
+    rows = [row async for row in _stored(session_id, write=write).values_list(*_COLUMNS)[:1]]
+    return rows[0] if rows else None
 
 
 def _record(session_id: str, row: Row | None) -> StoredRecord | None:
@@ -360,7 +413,9 @@ def _record(session_id: str, row: Row | None) -> StoredRecord | None:
     if payload is None:
         report_corrupt(session_id)
         return None
-    return StoredRecord(payload, _meta_from_row(row))
+    # The column's bytes as the driver gave them are the version (see _updated): kept
+    # by reference, no copy for bytes (memoryview: an older driver's).
+    return StoredRecord(payload, _meta_from_row(row), bytes(row[0]))
 
 
 def _info(row: Row) -> SessionInfo:
@@ -448,11 +503,9 @@ class SessionStore(SecureSessionBase):
         return _record(session_id, _fetch_stored(session_id))
 
     async def _aread(self, session_id: str) -> StoredRecord | None:
-        # Through the async ORM; the same query as _fetch_stored (a test holds them equal).
-        rows = [row async for row in _stored(session_id).values_list(*_COLUMNS)[:1]]
-        return _record(session_id, rows[0] if rows else None)
+        return _record(session_id, await _afetch_stored(session_id))
 
-    def _write(self, pending: PendingWrite, must_create: bool) -> str:
+    def _write(self, pending: PendingWrite, must_create: bool) -> Version:
         if must_create:
             using = _alias(SecureSession, write=True)
             # A lone INSERT in autocommit mode is atomic; inside the caller's
@@ -462,31 +515,49 @@ class SessionStore(SecureSessionBase):
             try:
                 if atomic:
                     with transaction.atomic(using=using):
-                        self._insert(pending, using)
-                else:
-                    self._insert(pending, using)
+                        return self._insert(pending, using)
+                return self._insert(pending, using)
             except IntegrityError as exc:
                 raise CreateError from exc
-        elif not _live(pending.session_id).update(**self._update_columns(pending)):
+        columns = self._update_columns(pending)
+        if _update(pending, columns, self._stored_version):
+            return self._version_after(columns)
+        if not pending.data_changed:
             # Deleted (revoked, logged out) or expired meanwhile: never re-create it.
             raise UpdateError
-        return _NO_VERSION
+        # Deleted, expired, or saved by a concurrent request: the row as it is now
+        # tells which (see SecureSessionBase._merge), read where the update went.
+        session_id = pending.session_id
+        raise WriteConflict(_record(session_id, _fetch_stored(session_id, write=True)))
 
-    async def _awrite(self, pending: PendingWrite, must_create: bool) -> str:
+    async def _awrite(self, pending: PendingWrite, must_create: bool) -> Version:
         if must_create:
+            row = _new_row(pending)
             try:
-                await _new_row(pending).asave(
-                    force_insert=True, using=_alias(SecureSession, write=True)
-                )
+                await row.asave(force_insert=True, using=_alias(SecureSession, write=True))
             except IntegrityError as exc:
                 raise CreateError from exc
-        elif not await _live(pending.session_id).aupdate(**self._update_columns(pending)):
+            return _data_of(row)
+        columns = self._update_columns(pending)
+        # As the async ORM's aupdate() runs update(): in asgiref's thread.
+        if await sync_to_async(_update)(pending, columns, self._stored_version):
+            return self._version_after(columns)
+        if not pending.data_changed:
             raise UpdateError
-        return _NO_VERSION
+        session_id = pending.session_id
+        raise WriteConflict(_record(session_id, await _afetch_stored(session_id, write=True)))
 
     @staticmethod
-    def _insert(pending: PendingWrite, using: str) -> None:
-        _new_row(pending).save(force_insert=True, using=using)
+    def _insert(pending: PendingWrite, using: str) -> bytes:
+        row = _new_row(pending)
+        row.save(force_insert=True, using=using)
+        return _data_of(row)
+
+    def _version_after(self, columns: dict[str, Any]) -> Version:
+        """The version of a row just updated with ``columns``: its data as written, or
+        as loaded if the data was not written."""
+        written: bytes | None = columns.get("data")
+        return self._stored_version if written is None else written
 
     @staticmethod
     def _update_columns(pending: PendingWrite) -> dict[str, Any]:

@@ -15,11 +15,12 @@ Layout, under the cache's ``KEY_PREFIX``:
 Every operation is one round trip: a load is one ``HGET`` and one signature to verify;
 a save, index included, one Lua script that writes only if the session exists (or, to
 create, only if it doesn't), so a revoked or expired session is never brought back. A
-save that changes no data (a refresh of the activity, a binding) rewrites the record
-only if it is still the one loaded, compared by signature, so it never undoes what a
-concurrent request saved; when it isn't, it writes nothing (that request's save
-recorded its activity too). Only our own JSON is ever decoded: whatever serializer
-django-redis is configured with, nothing is unpickled.
+save rewrites the record only if it is still the one loaded, compared by signature, so
+it never undoes what a concurrent request saved: when it isn't, a save that changes
+nothing but the activity writes nothing (that request's save recorded its activity
+too), and one with changes of its own gets the record stored now in the same answer,
+merges its changes onto it and tries again. Only our own JSON is ever decoded: whatever
+serializer django-redis is configured with, nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from .base import (
     SessionInfo,
     SessionMeta,
     StoredRecord,
+    Version,
+    WriteConflict,
     decode_prefix,
     dumps,
     now_epoch,
@@ -76,13 +79,15 @@ class _Script:
 
 # KEYS[1]: the session hash; KEYS[2]: its user's index (absent for an anonymous session).
 # ARGV: mode ("c" create, "u" update), the signed record, the signature of the record
-# as loaded when the data didn't change (else ""), TTL in seconds, session id, expiry
-# and now (epoch seconds).
+# as loaded (for an update; else ""), TTL in seconds, session id, expiry, now (epoch
+# seconds), and "m" if the save has changes of its own to the data or meta (else "").
 # An update needs the session to exist AND not to have expired: a record kept for the
 # grace period after its end is never revived by a request that loaded it before.
-# Returns 0: not written; 1: written; 2: not written, as the data didn't change and the
-# record was rewritten since it was loaded (by a concurrent request, which recorded
-# its own activity with it).
+# Returns 0: not written; 1: written; 2: not written, as the save changes nothing but
+# the activity and the record was rewritten since it was loaded (by a concurrent
+# request, which recorded its own activity with it); or, not written, the signed record
+# stored now: it was rewritten since it was loaded, and the save's changes are merged
+# onto it and tried again (see SecureSessionBase._merge).
 _SAVE: Final = _Script("""
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if ARGV[1] == 'c' then
@@ -90,8 +95,12 @@ if ARGV[1] == 'c' then
 elseif not exists or tonumber(redis.call('HGET', KEYS[1], 'x') or '0') <= tonumber(ARGV[7]) then
   return 0
 end
-if ARGV[3] ~= '' and string.sub(redis.call('HGET', KEYS[1], 'r') or '', 1, #ARGV[3]) ~= ARGV[3] then
-  return 2
+if ARGV[3] ~= '' then
+  local current = redis.call('HGET', KEYS[1], 'r') or ''
+  if string.sub(current, 1, #ARGV[3]) ~= ARGV[3] then
+    if ARGV[8] == '' then return 2 end
+    return current
+  end
 end
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 'x', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -393,9 +402,10 @@ class _Save:
     names: list[str]
     args: list[Any]
     version: str
+    session_id: str
 
 
-def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool, loaded: str) -> _Save:
+def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool, loaded: Version) -> _Save:
     """The save script's call; ``loaded`` is the version of the record as loaded."""
     meta, session_id = pending.meta, pending.session_id
     names = [keys.session(session_id)]
@@ -406,19 +416,23 @@ def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool, loaded: st
     args = [
         "c" if must_create else "u",
         record,
-        # Without a change of its own to the data, this request's copy of it may be
-        # stale: the record is rewritten only if it is still the one loaded.
-        "" if must_create or pending.data_changed else loaded,
+        # This request's copy of the record may be stale: it is rewritten only if it is
+        # still the one loaded (else merged, or left out if there is nothing to merge).
+        "" if must_create else loaded,
         max(meta.expires - now, 1) + EXPIRY_GRACE,
         session_id,
         meta.expires,
         now,
+        "m" if pending.data_changed or pending.meta_changed else "",
     ]
-    return _Save(names, args, _version(record))
+    return _Save(names, args, _version(record), session_id)
 
 
 def _saved(result: Any, must_create: bool, call: _Save) -> str | None:
     """The version the save script wrote, or None if it left the write out."""
+    if not isinstance(result, int):
+        # A concurrent request saved it since it was loaded: what is stored now.
+        raise WriteConflict(_parse(call.session_id, result))
     if not result:
         # create: the key exists already; update: the session was deleted (revoked,
         # logged out) or expired meanwhile, and must stay that way.
