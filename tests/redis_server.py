@@ -101,7 +101,6 @@ class RedisClusterServers:
     is none (``unavailable``)."""
 
     nodes: list[RedisServer]
-    replicas: int = 0
     unavailable: str | None = None
 
     @property
@@ -138,41 +137,71 @@ def cluster_port_pair() -> int:
         return port
 
 
+CLUSTER_NODE_OPTIONS = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-node-timeout",
+    str(CLUSTER_NODE_TIMEOUT_MS),
+]
+
+
 def start_cluster(
-    primaries: int = CLUSTER_PRIMARIES, replicas: int = 0, first_port: int | None = None
+    primaries: int = CLUSTER_PRIMARIES, first_port: int | None = None
 ) -> RedisClusterServers:
-    """Start ``primaries`` cluster-enabled servers (and ``replicas`` replicas of the first
-    primary), join them with ``redis-cli --cluster create``, and wait until every node
-    says the cluster is ok (and the replicas are in sync)."""
+    """Start ``primaries`` cluster-enabled servers, join them with ``redis-cli --cluster
+    create``, and wait until every node says the cluster is ok."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
         return RedisClusterServers([], unavailable="redis-server or redis-cli is not on PATH")
-    count = primaries + replicas
     ports = (
-        [cluster_port_pair() for _ in range(count)]
+        [cluster_port_pair() for _ in range(primaries)]
         if first_port is None
-        else list(range(first_port, first_port + count))
+        else list(range(first_port, first_port + primaries))
     )
-    cluster = RedisClusterServers([], replicas=replicas)
-    options = ["--cluster-enabled", "yes", "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS)]
+    cluster = RedisClusterServers([])
     for port in ports:
-        node = start_throwaway(server, "a cluster node", port=port, extra=options)
+        node = start_throwaway(server, "a cluster node", port=port, extra=CLUSTER_NODE_OPTIONS)
         cluster.nodes.append(node)
         if node.unavailable is not None:
             cluster.stop()
             cluster.unavailable = node.unavailable
             return cluster
     addresses = [f"127.0.0.1:{port}" for port in ports]
-    problem = run_cli(cli, "--cluster", "create", *addresses[:primaries], "--cluster-yes")
-    for address in addresses[primaries:]:
-        problem = problem or run_cli(
-            cli, "--cluster", "add-node", address, addresses[0], "--cluster-slave"
-        )
+    problem = run_cli(cli, "--cluster", "create", *addresses, "--cluster-yes")
     problem = problem or wait_until_formed(cluster)
     if problem is not None:
         cluster.stop()
         cluster.unavailable = f"the throwaway Redis Cluster did not form ({problem})"
     return cluster
+
+
+def add_replica(
+    cluster: RedisClusterServers, primary_port: int, port: int | None = None
+) -> str | None:
+    """Start one more node, as a replica of the primary on ``primary_port``, and wait
+    until it is in sync: None, or why it could not."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    assert server is not None
+    assert cli is not None
+    port = cluster_port_pair() if port is None else port
+    node = start_throwaway(server, "a replica", port=port, extra=CLUSTER_NODE_OPTIONS)
+    cluster.nodes.append(node)
+    if node.unavailable is not None:
+        return node.unavailable
+    with redis.Redis(port=primary_port) as primary:
+        primary_id = primary.cluster("myid")
+    primary_id = primary_id.decode() if isinstance(primary_id, bytes) else str(primary_id)
+    problem = run_cli(
+        cli,
+        "--cluster",
+        "add-node",
+        f"127.0.0.1:{port}",
+        f"127.0.0.1:{primary_port}",
+        "--cluster-slave",
+        "--cluster-master-id",
+        primary_id,
+    )
+    return problem or wait_until_formed(cluster)
 
 
 def run_cli(cli: str, *args: str) -> str | None:
