@@ -318,7 +318,7 @@ def test_redis_cluster_primary_killed_during_traffic_fails_closed_and_resurrects
             assert failures_logged(server, since, REDIS_ENGINE) == 1
             assert_no_server_error(server, since)
 
-            replica.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+            replica.cluster("failover", "takeover")
             wait_for_failover(cluster, killed)
             replica.close()
 
