@@ -195,8 +195,8 @@ def run(plan: Plan) -> dict[str, dict[str, Summary] | str]:
         for name, pool in working.items():
             blocks[name].append(measure_block(name, pool, block_plan))
     results: dict[str, dict[str, Summary] | str] = {}
-    for name, pool in pools.items():
-        results[name] = pool if isinstance(pool, str) else combined(blocks[name])
+    for name, found in pools.items():
+        results[name] = found if isinstance(found, str) else combined(blocks[name])
     return results
 
 
