@@ -20,6 +20,11 @@ only if it is still the one loaded, compared by signature, so it never undoes wh
 concurrent request saved; when it isn't, it writes nothing (that request's save
 recorded its activity too). Only our own JSON is ever decoded: whatever serializer
 django-redis is configured with, nothing is unpickled.
+
+On Redis Cluster (``SECURE_SESSIONS_REDIS_CLUSTER``), the engine's own redis-py cluster
+client replaces django-redis's, the names of a session and of its user's index carry the
+session's routing tag as their hash tag, so every script still touches one slot
+(backends/routing.py), and what walks every key goes through every primary.
 """
 
 from __future__ import annotations
