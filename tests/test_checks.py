@@ -37,6 +37,14 @@ SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 REDIS_ENGINE = "django_secure_sessions.backends.redis"
 
 
+@pytest.fixture(autouse=True)
+def default_redis_mode(settings: SettingsWrapper) -> None:
+    """The checks are tested from the default settings; the cluster mode of the suite
+    (tests/settings.py) sets SECURE_SESSIONS_REDIS_CLUSTER."""
+    if hasattr(settings, "SECURE_SESSIONS_REDIS_CLUSTER"):
+        del settings.SECURE_SESSIONS_REDIS_CLUSTER
+
+
 def messages(*, deploy: bool = False) -> list[CheckMessage]:
     """The messages of this app, from every registered check, as manage.py check runs them."""
     return [

@@ -25,6 +25,7 @@ import redis
 from tests.gate import Gate
 from tests.live_client import LOGIN_PATH, REQUEST_TIMEOUT, Browser, Response, own_database
 from tests.live_server import PASSWORD
+from tests.redis_server import RedisClusterServers
 from tests.served import ServedProcess, launch
 
 MAX_FAILURES = 5  # SECURE_SESSIONS_REAUTH_MAX_FAILURES's default
@@ -62,9 +63,14 @@ def server(
     """The suite's project on a real server, on each engine in turn."""
     engine: str = request.param
     redis_url = "redis://127.0.0.1:6379/0"  # what the db engine's server never uses
+    cluster: RedisClusterServers | None = None
     if engine == "redis":
         suite_url: str = request.getfixturevalue("redis_url")
         redis_url = urlsplit(suite_url)._replace(path=f"/{LIVE_REDIS_DATABASE}").geturl()
+        # In the cluster mode of the suite, the server's sessions are on its cluster.
+        cluster = request.getfixturevalue("redis_cluster")
+        if cluster is not None:
+            redis_url = ",".join(cluster.urls)
     prefix = f"live-{secrets.token_hex(4)}"
     directory = tmp_path_factory.mktemp(f"live-{engine}")
     with own_database(directory) as database_url:
@@ -75,12 +81,13 @@ def server(
             "LIVE_REDIS_URL": redis_url,
             "LIVE_REDIS_KEY_PREFIX": prefix,
             "LIVE_GATE": gate.address,
+            "LIVE_REDIS_CLUSTER": "1" if cluster is not None else "",
         }
         served = launch("tests.live_server", env, directory / "server.log", LOGIN_PATH)
         yield served
         served.stop()
     if engine == "redis":
-        with redis.Redis.from_url(redis_url) as client:
+        with redis.Redis.from_url(redis_url) if cluster is None else cluster.client() as client:
             for key in client.scan_iter(match=f"{prefix}*", count=1000):
                 client.delete(key)
 

@@ -230,8 +230,9 @@ def failover_cluster(
     on the ports after the suite's cluster. Only in the cluster mode of the suite."""
     if redis_cluster is None:
         pytest.skip("only in the cluster mode of the suite (REDIS_CLUSTER=1)")
-    first_port = max(redis_cluster.ports, default=0) + 10 if redis_cluster.ports else None
-    cluster = start_cluster(first_port=first_port)
+    if redis_cluster.unavailable is not None:
+        pytest.skip(f"REDIS CLUSTER NOT AVAILABLE: {redis_cluster.unavailable}")
+    cluster = start_cluster(first_port=max(redis_cluster.ports) + 10)
     try:
         if cluster.unavailable is not None:
             pytest.fail(cluster.unavailable)
@@ -285,7 +286,7 @@ def test_redis_cluster_primary_killed_during_traffic_fails_closed_and_resurrects
             ]
             elsewhere = [n for n in browsers if n not in on_killed]
             assert elsewhere, "every user's sessions are on one primary: use other users"
-            problem = add_replica(cluster, killed)
+            problem = add_replica(cluster, killed, port=max(cluster.ports) + 1)
             assert problem is None, problem
             replica = redis.Redis(port=cluster.ports[-1])
             # The replica takes over when the test says (CLUSTER FAILOVER TAKEOVER below),

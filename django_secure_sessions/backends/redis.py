@@ -628,8 +628,11 @@ class SessionStore(SecureSessionBase):
             super()._store(pending, must_create)
             return
         with self._writing():
-            taken = self._delete(pending.session_id)
-            self._rerouted(pending, taken, self._write)
+            previous = pending.session_id
+            moved = self._rerouting(pending, self._delete(previous))
+            # A new key colliding with a stored one (CreateError) is as unlikely as any.
+            self._written(moved, self._write(moved, True))
+            self._rotated(previous)
 
     async def _astore(self, pending: PendingWrite, must_create: bool) -> None:
         if must_create or pending.ends_at_once or self._fits(pending):
@@ -640,10 +643,11 @@ class SessionStore(SecureSessionBase):
             await sync_to_async(self._store)(pending, must_create)
             return
         with self._writing():
-            keys = _connection().keys
-            session_id = pending.session_id
-            taken = await _arun(client, _DELETE, [keys.session(session_id)], [session_id])
-            await self._arerouted(pending, taken)
+            previous = pending.session_id
+            names = [_connection().keys.session(previous)]
+            moved = self._rerouting(pending, await _arun(client, _DELETE, names, [previous]))
+            self._written(moved, await self._awrite(moved, True))
+            self._rotated(previous)
 
     def _fits(self, pending: PendingWrite) -> bool:
         key = self.session_key
@@ -668,19 +672,6 @@ class SessionStore(SecureSessionBase):
         key = self._session_key = routing.new_key(pending.meta.user_id)
         new_id = session_id_for_key(key)
         return replace(pending, session_id=new_id, data_changed=True, payload=payload)
-
-    def _rerouted(self, pending: PendingWrite, taken: Sequence[Any], write: Any) -> None:
-        previous = pending.session_id
-        moved = self._rerouting(pending, taken)
-        # A new key colliding with a stored one (CreateError) is as unlikely as any.
-        self._written(moved, write(moved, True))
-        self._rotated(previous)
-
-    async def _arerouted(self, pending: PendingWrite, taken: Sequence[Any]) -> None:
-        previous = pending.session_id
-        moved = self._rerouting(pending, taken)
-        self._written(moved, await self._awrite(moved, True))
-        self._rotated(previous)
 
     def _read(self, session_id: str) -> StoredRecord | None:
         connection = _connection()
