@@ -10,6 +10,7 @@ from collections.abc import Callable
 from io import StringIO
 
 import pytest
+import time_machine
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoDbStore
@@ -24,6 +25,7 @@ from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key
 from django_secure_sessions.signals import session_rotated
 from tests.redis_server import RedisClusterServers
 from tests.sessions import (
+    START,
     Storage,
     StoreClass,
     admin_login,
@@ -288,6 +290,30 @@ def test_the_walks_cover_every_primary(
             break
     assert paged == stored
 
-    out = StringIO()
-    call_command("revokesessions", "--all", stdout=out, stderr=StringIO())
+    call_command("revokesessions", "--all", stdout=StringIO(), stderr=StringIO())
     assert storage.session_ids() == set()
+
+
+def test_clearsecuresessions_prunes_the_indexes_on_every_primary(
+    cluster: RedisCluster,
+    store_class: StoreClass,
+    storage: Storage,
+    make_user: Callable[..., AbstractBaseUser],
+    time_machine: time_machine.TimeMachineFixture,
+) -> None:
+    time_machine.move_to(START, tick=False)
+    users = [make_user() for _ in range(12)]
+    for user in users:
+        short = store_class()
+        short[USER_ID_KEY] = user_id(user)
+        short.set_expiry(60)
+        short.save()
+        saved(store_class, user=user)
+    assert len({primary_of(cluster, redis_index_names(user_id(u))[0]) for u in users}) >= 2
+
+    time_machine.shift(600)  # past the short sessions' end, within the others' idle timeout
+
+    assert sum(store_class.expired_batches(batch_size=2, dry_run=True)) == len(users)
+    assert sum(store_class.expired_batches(batch_size=2)) == len(users)
+    assert all(len(storage.user_index(user_id(user))) == 1 for user in users)
+    assert sum(store_class.expired_batches(batch_size=2)) == 0
