@@ -339,6 +339,13 @@ class _Connection:
         nodes = sorted(client.get_primaries(), key=lambda node: node.name)  # type: ignore[no-untyped-call]
         return [client.get_redis_connection(node) for node in nodes]
 
+    def async_client(self) -> _AsyncClient | None:
+        if self.cluster is not None:
+            return self.cluster.async_client()
+        if isinstance(self.client, redis.Redis):
+            return _mirror(self.client.connection_pool)
+        return None
+
     def scan(self, pattern: str, count: int) -> Iterator[Any]:
         """Every key name matching ``pattern``, primary by primary, a SCAN batch at a
         time (memory stays bounded)."""
@@ -492,13 +499,7 @@ def _async_client() -> _AsyncClient | None:
     try:
         return _async_clients[loop]
     except KeyError:
-        connection = _connection()
-        if isinstance(connection.client, redis.Redis):
-            client: _AsyncClient | None = _mirror(connection.client.connection_pool)
-        else:
-            assert connection.cluster is not None  # noqa: S101 - made with the cluster client
-            client = connection.cluster.async_client()
-        _async_clients[loop] = client
+        client = _async_clients[loop] = _connection().async_client()
         return client
 
 
