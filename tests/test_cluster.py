@@ -14,6 +14,7 @@ import time_machine
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoDbStore
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.test import Client, override_settings
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -125,6 +126,26 @@ def test_a_key_without_a_routing_tag_is_refused_without_a_round_trip(
         data = dict(store.items())
 
     assert (data, store.session_key, trips.total) == ({}, None, 0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"KEY_PREFIX": "{shop}"}, "has a brace"),
+        ({"LOCATION": "redis://127.0.0.1:7000/3"}, "names a database"),
+    ],
+)
+def test_a_cache_entry_a_cluster_cannot_serve_is_a_clear_error(
+    store_class: StoreClass, settings: SettingsWrapper, entry: dict[str, str], problem: str
+) -> None:
+    # Check secure_sessions.E007 says so too (tests/test_checks.py); this is for a project
+    # that skips the checks.
+    cache = {**settings.CACHES["default"], **entry}
+    with (
+        override_settings(CACHES={"default": cache}),
+        pytest.raises(ImproperlyConfigured, match=problem),
+    ):
+        saved(store_class)
 
 
 def test_a_login_moves_the_session_to_a_key_with_the_users_tag(
