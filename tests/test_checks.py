@@ -40,9 +40,10 @@ REDIS_ENGINE = "django_secure_sessions.backends.redis"
 @pytest.fixture(autouse=True)
 def default_redis_mode(settings: SettingsWrapper) -> None:
     """The checks are tested from the default settings; the cluster mode of the suite
-    (tests/settings.py) sets SECURE_SESSIONS_REDIS_CLUSTER."""
-    if hasattr(settings, "SECURE_SESSIONS_REDIS_CLUSTER"):
-        del settings.SECURE_SESSIONS_REDIS_CLUSTER
+    (tests/settings.py) sets SECURE_SESSIONS_REDIS_CLUSTER. (Set to its default rather
+    than deleted: a deleted setting comes back without a setting_changed signal, and the
+    values derived from it would be stale.)"""
+    settings.SECURE_SESSIONS_REDIS_CLUSTER = False
 
 
 def messages(*, deploy: bool = False) -> list[CheckMessage]:
