@@ -7,7 +7,8 @@ the user whose session ended. Pages show public session ids only, never a key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any, Final
 
 from django.contrib import admin, messages
@@ -20,8 +21,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -34,14 +36,26 @@ from .api import (
     session_store_class,
     user_id_of,
 )
-from .backends.base import SessionInfo
+from .backends.base import SessionInfo, device_label
 from .backends.db import SessionStore as DbSessionStore
 from .models import SecureSession
+from .templatetags.secure_sessions import short_datetime, time_ago
 
 REVOKE_PERMISSION: Final = "django_secure_sessions.revoke_session"
 REASON: Final = "admin"
 # Sessions shown per page of the Redis listing.
 PER_PAGE: Final = 50
+# A filtered page of the Redis listing walks this many pages of sessions at most, then
+# offers the next page: an admin's request costs a bounded walk, however rare the match.
+MAX_WALK: Final = 20
+# The "last activity" filter of the Sessions page, on both engines.
+ACTIVE_WITHIN: Final = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+# The filters of the Sessions page, on both engines: (query parameter, title).
+CLIENT_FILTERS: Final = (
+    ("browser", _("browser")),
+    ("os", _("operating system")),
+    ("device", _("device")),
+)
 
 
 def can_revoke(request: HttpRequest) -> bool:
@@ -84,22 +98,85 @@ def revoke_as_admin(
     return revoked
 
 
+def user_admin_url(site: admin.AdminSite, user: Model) -> str | None:
+    """The change page of ``user`` on ``site``, if the site has one."""
+    opts = user._meta
+    try:
+        return reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", args=[user.pk])
+    except NoReverseMatch:
+        return None
+
+
+def linked_user(site: admin.AdminSite, user: Model | None, user_id: str | None) -> str:
+    """The user of a session, linked to their change page: "—" for none (anonymous),
+    the bare id for a user that no longer exists."""
+    if user is None:
+        return user_id or "—"
+    url = user_admin_url(site, user)
+    return format_html('<a href="{}">{}</a>', url, user) if url else str(user)
+
+
+class ActiveFilter(admin.SimpleListFilter):
+    """Sessions active in the last hour, or day."""
+
+    title = _("last activity")
+    parameter_name = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("hour", _("In the last hour")), ("day", _("In the last day"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        since = ACTIVE_WITHIN.get(self.value() or "")
+        if since is None:
+            return queryset
+        return queryset.filter(last_activity__gte=timezone.now() - since)
+
+
+def _info_filter(params: dict[str, str]) -> Callable[[SessionInfo], bool]:
+    """What the Redis listing keeps of the sessions it walks, by the same query
+    parameters as the db engine's changelist filters."""
+    wanted = {name: params[name] for name, _title in CLIENT_FILTERS if params.get(name)}
+    since = ACTIVE_WITHIN.get(params.get(ActiveFilter.parameter_name, ""))
+    earliest = None if since is None else timezone.now() - since
+
+    def keep(info: SessionInfo) -> bool:
+        if earliest is not None and info.last_activity < earliest:
+            return False
+        return all(getattr(info, name) == value for name, value in wanted.items())
+
+    return keep
+
+
+def _query(request: HttpRequest, name: str, value: object) -> str:
+    """This page's query string with ``name`` set to ``value`` (removed for None). Any
+    change but the cursor's starts again from the first page."""
+    query = request.GET.copy()
+    if name != "cursor":
+        query.pop("cursor", None)
+    if value is None:
+        query.pop(name, None)
+    else:
+        query[name] = str(value)
+    return f"?{query.urlencode()}"
+
+
 @admin.register(SecureSession)
 class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """The "Sessions" page. On the db engine a regular changelist; on the Redis engine
     a page listed through the per-user indexes, a page at a time."""
 
+    # One "device" column for browser, OS and device: the list fits 1280 pixels, and a
+    # session with no client yet says so ("Unknown device (imported)").
     list_display = (
-        "user",
+        "user_link",
+        "device_label",
         "ip",
-        "browser",
-        "os",
-        "device",
-        "created",
-        "last_activity",
-        "expire_date",
+        "created_at",
+        "last_active",
+        "expires_at",
     )
-    list_filter = ("browser", "os", "device")
+    list_display_links = ("device_label",)
+    list_filter = (*(name for name, _title in CLIENT_FILTERS), ActiveFilter)
     list_select_related = ("user",)
     ordering = ("-last_activity",)
     actions = ["revoke_selected"]
@@ -108,6 +185,30 @@ class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # (the CSRF secret with CSRF_USE_SESSIONS, the auth hash). The detail page shows
     # what the list shows, not the data.
     exclude = ("data",)
+
+    @admin.display(description=_("user"), ordering="user")
+    def user_link(self, obj: SecureSession) -> str:
+        # list_select_related joins the user: a user deleted meanwhile is None here.
+        user_id = None if obj.user_id is None else str(obj.user_id)
+        return linked_user(self.admin_site, obj.user, user_id)
+
+    @admin.display(description=_("device"))
+    def device_label(self, obj: SecureSession) -> str:
+        return device_label(obj.browser, obj.os, obj.device, obj.origin)
+
+    # Times in the short format, the last activity as "5 minutes ago", as on the Redis
+    # engine's page: three full dates would take half of a 1280-pixel row.
+    @admin.display(description=_("created"), ordering="created")
+    def created_at(self, obj: SecureSession) -> str:
+        return short_datetime(obj.created)
+
+    @admin.display(description=_("last activity"), ordering="last_activity")
+    def last_active(self, obj: SecureSession) -> str:
+        return time_ago(obj.last_activity)
+
+    @admin.display(description=_("expires"), ordering="expire_date")
+    def expires_at(self, obj: SecureSession) -> str:
+        return short_datetime(obj.expire_date)
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         user_model = get_user_model()
@@ -155,33 +256,96 @@ class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return self._redis_changelist(request)
 
     def _redis_changelist(self, request: HttpRequest) -> HttpResponse:
+        """The Redis engine's Sessions page: the db engine's changelist, column for
+        column, filter for filter, listed through the per-user indexes a page at a time
+        (a cursor, not page numbers)."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            if not can_revoke(request):
-                raise PermissionDenied
-            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-            # The user of each session comes from storage, never from the form.
-            found = session_store_class().sessions_by_id(selected)
-            pairs = [(info.id, info.user_id) for info in found]
-            self._revoked(request, revoke_as_admin(request, self.admin_site, pairs))
-            return HttpResponseRedirect(request.get_full_path())
-        query = request.GET.get("q", "").strip()
-        infos = self._search(query) if query else self._page(request)
+            return self._redis_revoke(request)
+        params = {name: value for name in request.GET if (value := request.GET.get(name, ""))}
+        query = params.get("q", "").strip()
+        keep = _info_filter(params)
+        if query:
+            seen, next_cursor = self._search(query), None
+        else:
+            seen, next_cursor = self._walk(params.get("cursor", "0"), keep)
+        infos = [info for info in seen if keep(info)]
         users = _users_by_id(info.user_id for info in infos)
+        rows = [
+            (info, linked_user(self.admin_site, users.get(info.user_id or ""), info.user_id))
+            for info in infos
+        ]
         context = {
             **self.admin_site.each_context(request),
             "title": _("Sessions"),
             "opts": self.model._meta,
+            "media": self.media,
             "query": query,
-            "rows": [(info, users.get(info.user_id or "")) for info in infos],
+            "rows": rows,
+            "total": session_store_class().count_signed_in(),
+            "filters": self._redis_filters(request, params, seen),
+            "has_active_filters": any(
+                params.get(name) for name in (*dict(CLIENT_FILTERS), ActiveFilter.parameter_name)
+            ),
             "can_revoke": can_revoke(request),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "next_cursor": getattr(request, "_secure_sessions_next_cursor", None),
+            "next_page": None if next_cursor is None else _query(request, "cursor", next_cursor),
         }
         return TemplateResponse(
             request, "admin/django_secure_sessions/redis_changelist.html", context
         )
+
+    def _redis_revoke(self, request: HttpRequest) -> HttpResponse:
+        """The action menu's "Revoke selected sessions" on the Redis page."""
+        if not can_revoke(request):
+            raise PermissionDenied
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if request.POST.get("action") != "revoke_selected" or not selected:
+            # What the db changelist answers to a missing action or an empty selection.
+            self.message_user(
+                request,
+                _(
+                    "Items must be selected in order to perform actions on them. No items "
+                    "have been changed."
+                ),
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        # The user of each session comes from storage, never from the form.
+        found = session_store_class().sessions_by_id(selected)
+        pairs = [(info.id, info.user_id) for info in found]
+        self._revoked(request, revoke_as_admin(request, self.admin_site, pairs))
+        return HttpResponseRedirect(request.get_full_path())
+
+    @staticmethod
+    def _redis_filters(
+        request: HttpRequest, params: dict[str, str], seen: list[SessionInfo]
+    ) -> list[tuple[Any, list[tuple[str, str, bool]]]]:
+        """The filter sidebar: (title, [(label, query string, selected)]) per filter.
+        The choices of browser, OS and device are those of the sessions walked for this
+        page (listing every value stored would cost a walk of all sessions)."""
+
+        def link(name: str, value: str | None) -> str:
+            return _query(request, name, value)
+
+        filters = []
+        for name, title in CLIENT_FILTERS:
+            current = params.get(name)
+            values: set[str] = {getattr(info, name) for info in seen}
+            if current is not None:
+                values.add(current)
+            choices = [(str(_("All")), link(name, None), current is None)]
+            choices += [(value, link(name, value), value == current) for value in sorted(values)]
+            filters.append((title, choices))
+        current = params.get(ActiveFilter.parameter_name)
+        choices = [(str(_("All")), link(ActiveFilter.parameter_name, None), current is None)]
+        choices += [
+            (str(label), link(ActiveFilter.parameter_name, value), value == current)
+            for value, label in (("hour", _("In the last hour")), ("day", _("In the last day")))
+        ]
+        filters.append((ActiveFilter.title, choices))
+        return filters
 
     @staticmethod
     def _search(query: str) -> list[SessionInfo]:
@@ -196,15 +360,24 @@ class SecureSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return infos
 
     @staticmethod
-    def _page(request: HttpRequest) -> list[SessionInfo]:
+    def _walk(
+        cursor_text: str, keep: Callable[[SessionInfo], bool]
+    ) -> tuple[list[SessionInfo], int | None]:
+        """The sessions walked from the cursor until a page of them passes the filters
+        (at most ``MAX_WALK`` pages), and the cursor to go on from (None at the end)."""
         store = session_store_class()
         try:
-            cursor = int(request.GET.get("cursor", "0"))
+            cursor = max(int(cursor_text), 0)
         except ValueError:
             cursor = 0
-        next_cursor, infos = store.page_sessions(cursor, PER_PAGE)
-        request._secure_sessions_next_cursor = next_cursor or None  # type: ignore[attr-defined]
-        return infos
+        seen: list[SessionInfo] = []
+        for _walked in range(MAX_WALK):
+            cursor, infos = store.page_sessions(cursor, PER_PAGE)
+            seen.extend(infos)
+            if cursor == 0 or sum(map(keep, seen)) >= PER_PAGE:
+                break
+        seen.sort(key=lambda info: info.last_activity, reverse=True)
+        return seen, cursor or None
 
 
 class SessionsUserAdminMixin:

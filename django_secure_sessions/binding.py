@@ -27,6 +27,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Stored for display only (the digest is what binding compares), so a hostile 8 KB
 # header costs the store no more than this.
 USER_AGENT_MAX_LENGTH: Final = 512
+# The longest browser, OS or device family kept (the size of the db engine's columns).
+# The parser's families are mostly names it knows, but some are cut from the header
+# itself ("SAMSUNG <model>"), as long as the client makes them.
+FAMILY_MAX_LENGTH: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +63,31 @@ def summarize_user_agent(user_agent: str) -> UserAgentSummary:
 @lru_cache(maxsize=512)
 def _summarize(user_agent: str) -> UserAgentSummary:
     parsed = parse_user_agent(user_agent)
+    # Cut to what a session keeps: a longer family failed the login's write on
+    # PostgreSQL (a 503, logged as a storage outage) for a header any client can send.
+    # Both sides of a "family" comparison are cut alike, so it still compares equals.
     return UserAgentSummary(
-        browser=parsed.browser.family or "Other",
-        os=parsed.os.family or "Other",
-        device=parsed.device.family or "Other",
+        browser=(parsed.browser.family or "Other")[:FAMILY_MAX_LENGTH],
+        os=(parsed.os.family or "Other")[:FAMILY_MAX_LENGTH],
+        device=(parsed.device.family or "Other")[:FAMILY_MAX_LENGTH],
     )
+
+
+# The longest address text a session keeps (the size of the db engine's ``ip`` column).
+# An IPv6 address takes at most 45 characters, but the zone of a scoped one
+# (``fe80::1%eth0``) has no bound of its own.
+IP_MAX_LENGTH: Final = 64
 
 
 def normalize_ip(value: str) -> str | None:
     """The canonical text of an IP address, or None when it is not one.
 
     IPv4-mapped IPv6 addresses (``::ffff:192.0.2.1``) become plain IPv4, so a dual-stack
-    server sees one client as one address.
+    server sees one client as one address. An address longer than ``IP_MAX_LENGTH`` (a
+    scoped address with a zone of hundreds of characters, sent in ``X-Forwarded-For``) is
+    none either: a session can't be bound to it, and storing it failed the login's write
+    on PostgreSQL, a 503 reported as a storage outage. As for any unparsable address, the
+    session is then bound to no address, which no request matches (fail closed).
     """
     try:
         address = ipaddress.ip_address(value.strip())
@@ -78,7 +95,8 @@ def normalize_ip(value: str) -> str | None:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
-    return str(address)
+    text = str(address)
+    return text if len(text) <= IP_MAX_LENGTH else None
 
 
 def parse_forwarded_hop(hop: str) -> str | None:

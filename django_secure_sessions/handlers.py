@@ -29,8 +29,8 @@ from django.db.models.signals import m2m_changed, post_init, post_save, pre_dele
 from django.http import HttpRequest
 
 from . import signals
-from .api import revoke_user_sessions, session_store_class, user_id_of
-from .backends.base import USER_ID_KEY, SecureSessionBase
+from .api import revoke_session, revoke_user_sessions, session_store_class, user_id_of
+from .backends.base import ORIGIN_REQUEST, ORIGIN_SCRIPT, USER_ID_KEY, SecureSessionBase
 from .binding import client_ip, request_user_agent
 from .conf import conf
 from .middleware import current_request
@@ -66,10 +66,11 @@ def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: 
     session = _secure_session(request)
     if request is None or session is None:
         return
-    session.record_login()
     # A login outside an HTTP request (the test client's force_login(), a script) has
     # no client to bind to: the session's first request binds it instead.
-    if "REMOTE_ADDR" in request.META:
+    over_http = "REMOTE_ADDR" in request.META
+    session.record_login(ORIGIN_REQUEST if over_http else ORIGIN_SCRIPT)
+    if over_http:
         session.bind_client(client_ip(request), request_user_agent(request))
     _enforce_limit(request, session, user)
 
@@ -78,18 +79,26 @@ def _enforce_limit(request: HttpRequest, session: SecureSessionBase, user: Any) 
     limit = conf.MAX_PER_USER
     if limit is None:
         return
-    # The new session isn't stored under the user until the response saves it, so
-    # it is not among these: keep the limit - 1 most recent others.
-    others = [
-        info for info in session.user_sessions(user_id_of(user)) if info.id != session.session_id
-    ]
+    # Parallel logins of one user (a script, tabs restored at once) must see each other.
+    # Counting only the sessions stored before it, each would keep the limit - 1 most
+    # recent others and its own, unsaved yet: together they kept more than the limit,
+    # and, as "end all but these" also ends a session stored meanwhile, fewer (twelve
+    # parallel logins with a limit of three left one session). So the new session is
+    # stored under its user first (one more write per login, with a limit only), then
+    # the user's sessions are listed, and those seen beyond the limit end, by id: a
+    # session stored after the listing is left to its own login, whose listing comes
+    # later and sees this one. No login ends one of the ``limit`` most recent sessions
+    # (fewer than ``limit`` that it saw are newer), and the login that lists last sees
+    # every session stored: exactly the ``limit`` most recent remain. In a burst, the
+    # login in progress may itself be among the oldest; its session then ends with the
+    # others, and its response is Django's 400 for a session ended during the request.
+    session.save()
+    sessions = session.user_sessions(user_id_of(user))
     # Most recent first, by creation to the microsecond (the id breaks a tie, so the
-    # order is the same in every process); the login in progress is never among them.
-    others.sort(key=lambda info: (info.created, info.id), reverse=True)
-    if len(others) >= limit:
-        keep = [info.id for info in others[: limit - 1]]
-        keep.append(session.session_id or "")
-        revoke_user_sessions(user, keep=keep, reason="limit", request=request)
+    # order is the same in every process).
+    sessions.sort(key=lambda info: (info.created, info.id), reverse=True)
+    for info in sessions[limit:]:
+        revoke_session(info.id, reason="limit", request=request)
 
 
 def report_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:

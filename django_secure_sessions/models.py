@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .binding import FAMILY_MAX_LENGTH, IP_MAX_LENGTH
+
 
 class SecureSession(models.Model):
     """A session of the ``django_secure_sessions.backends.db`` engine.
@@ -36,12 +38,14 @@ class SecureSession(models.Model):
     last_auth = models.DateTimeField(_("last authentication"), null=True, blank=True)
     absolute_expiry = models.DateTimeField(_("absolute expiry"), null=True, blank=True)
     expire_date = models.DateTimeField(_("expires"), db_index=True)
-    ip = models.CharField(_("IP address"), max_length=64, blank=True)
+    ip = models.CharField(_("IP address"), max_length=IP_MAX_LENGTH, blank=True)
     ua_digest = models.CharField(_("user agent digest"), max_length=32, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
-    browser = models.CharField(_("browser"), max_length=128, blank=True)
-    os = models.CharField(_("operating system"), max_length=128, blank=True)
-    device = models.CharField(_("device"), max_length=128, blank=True)
+    browser = models.CharField(_("browser"), max_length=FAMILY_MAX_LENGTH, blank=True)
+    os = models.CharField(_("operating system"), max_length=FAMILY_MAX_LENGTH, blank=True)
+    device = models.CharField(_("device"), max_length=FAMILY_MAX_LENGTH, blank=True)
+    # How the session began: see backends.base.SessionMeta.origin.
+    origin = models.CharField(_("origin"), max_length=16, blank=True, default="")
     # Re-authentication attempts since the key was last rotated: only ever incremented
     # in the database (see backends.db.SessionStore._count_attempt), never saved from a
     # request's copy of the session.

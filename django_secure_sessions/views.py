@@ -37,9 +37,9 @@ from .api import (
     revoke_user_sessions,
     user_id_of,
 )
-from .backends.base import SecureSessionBase, SessionInfo
+from .backends.base import SecureSessionBase, SessionInfo, now_epoch
 from .conf import conf
-from .decorators import wants_json
+from .decorators import recently_authenticated, wants_json
 from .mixins import ReauthRequiredMixin
 
 logger = logging.getLogger("django_secure_sessions")
@@ -251,6 +251,7 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
         "browser": info.browser,
         "os": info.os,
         "device": info.device,
+        "origin": info.origin,
         "created": info.created.isoformat(),
         "last_activity": info.last_activity.isoformat(),
         "expires": info.expires.isoformat(),
@@ -278,14 +279,65 @@ class SessionListView(LoginRequiredMixin, TemplateView):
         return self.render_to_response({"sessions": sessions})
 
 
+# A revocation asked for (a POST, its CSRF token checked) outside the re-authentication
+# window is remembered in the session while the user confirms their password; the GET the
+# re-authentication view comes back to then carries it out, without asking a second time.
+# Only the POST can start one, so a link alone can't make anybody revoke anything.
+PENDING_REVOCATION_KEY = "_secure_sessions_pending_revocation"
+
+
 @method_decorator([csrf_protect, never_cache], name="dispatch")
 class _RevokeView(ReauthRequiredMixin, TemplateView):
     """GET asks for confirmation; POST revokes. Both need a recent authentication
     (ASVS: users re-authenticate before terminating sessions), and a GET is where the
-    re-authentication view comes back to."""
+    re-authentication view comes back to: after a POST that needed it, that GET revokes."""
 
     template_name = "django_secure_sessions/revoke_confirm.html"
     http_method_names = ["get", "post"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method == "POST" and not wants_json(request):
+            self._remember_if_reauth_needed(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _max_age(self) -> int:
+        return conf.REAUTH_MAX_AGE if self.reauth_max_age is None else self.reauth_max_age
+
+    def _remember_if_reauth_needed(self, request: HttpRequest) -> None:
+        user = request.user
+        if user.is_authenticated and not recently_authenticated(request, user, self._max_age()):
+            _session(request)[PENDING_REVOCATION_KEY] = [request.path, now_epoch()]
+
+    def _asked_before_reauth(self, request: HttpRequest) -> bool:
+        """Whether this GET comes back from the re-authentication that a POST of this
+        same page needed, made since it asked and within the window (used up either
+        way: it acts once)."""
+        session = _session(request)
+        pending = session.pop(PENDING_REVOCATION_KEY, None)
+        if not isinstance(pending, list) or len(pending) != 2:  # noqa: PLR2004 - [path, when]
+            return False
+        path, asked = pending
+        meta = session.meta
+        return (
+            path == request.path
+            and isinstance(asked, int)
+            and now_epoch() - asked < self._max_age()
+            and meta is not None
+            and meta.last_auth is not None
+            and meta.last_auth >= asked
+        )
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if self._asked_before_reauth(request):
+            return self.post(request, *args, **kwargs)
+        return self.render_to_response(self.confirmation(request, **kwargs))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        raise NotImplementedError
+
+    def confirmation(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
+        """The confirmation page's context."""
+        raise NotImplementedError
 
     def _done(self, request: HttpRequest, message: str, data: dict[str, Any]) -> HttpResponse:
         if wants_json(request):
@@ -306,12 +358,11 @@ class RevokeSessionView(_RevokeView):
         # Someone else's session, or none: the same answer, so ids can't be probed.
         raise Http404("No such session.")
 
-    def get(self, request: HttpRequest, *args: Any, session_id: str, **kwargs: Any) -> HttpResponse:
-        return self.render_to_response({"target": self._target(request, session_id)})
+    def confirmation(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
+        return {"target": self._target(request, kwargs["session_id"])}
 
-    def post(
-        self, request: HttpRequest, *args: Any, session_id: str, **kwargs: Any
-    ) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        session_id = kwargs["session_id"]
         target = self._target(request, session_id)
         if target.is_current:
             session = _session(request)
@@ -328,9 +379,8 @@ class RevokeSessionView(_RevokeView):
 class RevokeOtherSessionsView(_RevokeView):
     """``secure_sessions:revoke_others``: sign out everywhere else."""
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        others = [info for info in own_sessions(request) if not info.is_current]
-        return self.render_to_response({"others": others})
+    def confirmation(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
+        return {"others": [info for info in own_sessions(request) if not info.is_current]}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         session = _session(request)

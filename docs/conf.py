@@ -15,3 +15,6 @@ exclude_patterns = ["_build"]
 
 html_theme = "furo"
 html_title = f"{project} {release}"
+html_static_path = ["_static"]
+# Tables that fit the page on a desktop and on a phone (the settings summary).
+html_css_files = ["tables.css"]

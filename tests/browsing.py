@@ -68,6 +68,21 @@ def browser(
     return Browser(user_agent, ip, enforce_csrf_checks=enforce_csrf_checks)
 
 
+class AsyncClientFrom(AsyncClient):
+    """An ``AsyncClient`` whose requests come from ``remote_addr``.
+
+    ASGI takes ``REMOTE_ADDR`` from the scope's ``client``, which ``AsyncClient`` has no
+    argument for (its keyword arguments become headers).
+    """
+
+    remote_addr = "127.0.0.1"
+
+    def _base_scope(self, **request: Any) -> dict[str, Any]:
+        scope: dict[str, Any] = super()._base_scope(**request)  # type: ignore[misc]
+        scope["client"] = [self.remote_addr, 50000]
+        return scope
+
+
 class Browsers:
     """The browsers of one test, to check at its end that no page any of them got shows
     a session key any of them held."""

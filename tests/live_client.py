@@ -39,6 +39,8 @@ class Browser:
 
     server: ServedProcess
     cookies: dict[str, str] = field(default_factory=dict)
+    # The User-Agent header it sends; none when empty, as http.client sends.
+    user_agent: str = ""
 
     def request(
         self, method: str, path: str, form: dict[str, str] | None = None, accept: str = "*/*"
@@ -50,6 +52,8 @@ class Browser:
             "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
             "Accept": accept,
         }
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
         body = None
         if form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -90,6 +94,20 @@ class Browser:
 
     def attempt(self, password: str) -> Response:
         return self.request("POST", REAUTH_PATH, {"password": password})
+
+
+def live_env(engine: str, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of tests/live_server.py (see tests/live_settings.py): ``engine``
+    (a module path) on these databases, its Redis keys under a prefix of its own."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
+        "LIVE_DATABASE_URL": database_url,
+        "LIVE_SESSION_ENGINE": engine,
+        "LIVE_REDIS_URL": redis_url,
+        "LIVE_REDIS_KEY_PREFIX": f"live-{secrets.token_hex(4)}",
+        "LIVE_GATE": "",
+        **extra,
+    }
 
 
 @contextmanager

@@ -18,6 +18,10 @@ started on a free port, keeping nothing on disk, and stopped when pytest exits.
 The URL in use is published in the environment variable ``TEST_REDIS_URL``, which
 tests/settings.py reads for ``CACHES``, and returned by the session fixture ``redis_url``.
 
+Tests that need servers of their own start them with ``start_throwaway`` (a server, or
+the replica of one) and ``replicated_redis`` (a primary, its replica and a Sentinel
+watching them, for failover tests).
+
 Redis Cluster, the third Redis mode beside a single server (and Sentinel):
 
 ``REDIS_CLUSTER``
@@ -44,8 +48,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
@@ -58,6 +64,8 @@ TEST_DATABASE = 15
 RESOLVED_URL_VARIABLE = "TEST_REDIS_URL"
 STARTUP_SECONDS = 10.0
 READY_MESSAGE = b"Ready to accept connections"
+# What redis-server --sentinel says once it watches its primary (it never says the above).
+SENTINEL_READY_MESSAGE = b"+monitor master"
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"", "0", "false", "no", "off"}
 
@@ -276,12 +284,14 @@ def start_throwaway(
     *,
     port: int | None = None,
     persist_in: str | None = None,
+    replica_of: int | None = None,
     extra: list[str] | None = None,
 ) -> RedisServer:
     """Start ``redis-server`` on a free port (or ``port``) and wait for it. It keeps nothing
     on disk, in a temporary directory, unless ``persist_in`` names a directory: there it
     keeps an append-only file written through on every command, so that killed and
-    started again on it, it has everything it acknowledged."""
+    started again on it, it has everything it acknowledged. With ``replica_of`` (a port of
+    127.0.0.1), it is that server's replica."""
     directory = None if persist_in else tempfile.TemporaryDirectory(prefix="secure-sessions-redis-")
     port = free_port() if port is None else port
     where = persist_in or (directory.name if directory else "")
@@ -290,28 +300,148 @@ def start_throwaway(
         command += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
     else:
         command += ["--save", "", "--appendonly", "no"]
+    # A replica's first copy starts at once, not after the 5 s that Redis waits by default
+    # for more replicas to share it.
+    command += ["--repl-diskless-sync-delay", "0"]
+    if replica_of is not None:
+        command += ["--replicaof", "127.0.0.1", str(replica_of)]
     command += extra or []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
     url = f"redis://127.0.0.1:{port}"
     if "--cluster-enabled" not in command:  # a cluster node has database 0 only
         url = with_test_database(url)
-    server = RedisServer(
-        url=url,
-        description=f"throwaway redis-server at {url} ({why})",
-        process=process,
-        directory=directory,
+    return _started(
+        RedisServer(url, f"throwaway redis-server at {url} ({why})", None, process, directory),
+        why,
+        READY_MESSAGE,
     )
-    ready, output = wait_until_ready(process)
-    problem = ping(url) if ready else "it did not say it was ready"
+
+
+def start_sentinel(
+    executable: str, *, service: str, primary_port: int, directory: Path, down_after_ms: int
+) -> RedisServer:
+    """Start ``redis-server --sentinel`` on a free port, watching the primary on
+    ``primary_port`` of 127.0.0.1 as ``service``, with a quorum of 1 (it alone decides a
+    failover): the primary is down after ``down_after_ms`` without an answer. Sentinel
+    rewrites its configuration file; it is kept in ``directory``."""
+    port = free_port()
+    config = directory / f"sentinel-{port}.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor {service} 127.0.0.1 {primary_port} 1\n"
+        f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+        f"sentinel failover-timeout {service} {10 * down_after_ms}\n"
+    )
+    command = [executable, str(config), "--sentinel"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
+    url = f"redis://127.0.0.1:{port}"  # database 0: a sentinel has no other
+    why = f"sentinel of {service}"
+    return _started(
+        RedisServer(url, f"redis sentinel at {url}", None, process), why, SENTINEL_READY_MESSAGE
+    )
+
+
+def _started(server: RedisServer, why: str, ready_message: bytes) -> RedisServer:
+    """``server`` once its process says it is ready and answers, else stopped, and
+    ``unavailable`` saying why."""
+    assert server.process is not None
+    ready, output = wait_until_ready(server.process, ready_message)
+    problem = ping(server.url) if ready else "it did not say it was ready"
     if problem is not None:
         server.stop()
         server.unavailable = (
-            f"{why}, and the throwaway {executable} did not start ({problem}): {output[-1000:]}"
+            f"{why}, and the throwaway {server.description} did not start ({problem}): "
+            f"{output[-1000:]}"
         )
     return server
 
 
-def wait_until_ready(process: subprocess.Popen[bytes]) -> tuple[bool, str]:
+def port_of(server: RedisServer) -> int:
+    port = urlsplit(server.url).port
+    assert port is not None
+    return port
+
+
+@dataclass
+class ReplicatedRedis:
+    """A primary, its replica, and a Sentinel that watches them as ``service``."""
+
+    service: str
+    primary: RedisServer
+    replica: RedisServer
+    sentinel: RedisServer
+
+    def primary_port(self) -> int:
+        """The port of the primary that clients discover now: what ``SENTINEL MASTERS``
+        says, which is what redis-py's Sentinel client asks. (``SENTINEL
+        GET-MASTER-ADDR-BY-NAME`` gives the promoted replica a moment earlier, while the
+        failover still runs.)"""
+        with redis.Redis.from_url(self.sentinel.url, socket_timeout=2) as client:
+            port: int = client.sentinel_masters()[self.service]["port"]
+            return port
+
+    def replicas_known(self) -> int:
+        with redis.Redis.from_url(self.sentinel.url, socket_timeout=2) as client:
+            return len(client.sentinel_slaves(self.service))
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = STARTUP_SECONDS) -> None:
+    """Poll ``condition`` (a server's state, not time passing) until it holds, or fail."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"Gave up waiting after {seconds} s: {what}")
+        time.sleep(0.05)
+
+
+def replica_in_sync(replica: RedisServer) -> bool:
+    with redis.Redis.from_url(replica.url, socket_timeout=2) as client:
+        status: str | None = client.info("replication").get("master_link_status")
+        return status == "up"
+
+
+@contextmanager
+def replicated_redis(
+    executable: str, directory: Path, *, service: str = "sessions", down_after_ms: int = 500
+) -> Iterator[ReplicatedRedis]:
+    """A primary and its replica (neither keeping anything on disk) and a Sentinel, on free
+    loopback ports, stopped at the end: once it yields, the replica holds a copy of the
+    primary and the sentinel knows both, so killing the primary promotes the replica
+    about ``down_after_ms`` later."""
+    servers: list[RedisServer] = []
+    try:
+        primary = start_throwaway(executable, "failover test: primary")
+        servers.append(primary)
+        if primary.unavailable:
+            pytest.fail(primary.unavailable)
+        replica = start_throwaway(executable, "failover test: replica", replica_of=port_of(primary))
+        servers.append(replica)
+        if replica.unavailable:
+            pytest.fail(replica.unavailable)
+        # The sentinel finds replicas in what the primary reports: started after the
+        # replica is in sync, it knows it at once instead of at its next look (10 s).
+        wait_for(lambda: replica_in_sync(replica), "the replica to copy its primary")
+        sentinel = start_sentinel(
+            executable,
+            service=service,
+            primary_port=port_of(primary),
+            directory=directory,
+            down_after_ms=down_after_ms,
+        )
+        servers.append(sentinel)
+        if sentinel.unavailable:
+            pytest.fail(sentinel.unavailable)
+        group = ReplicatedRedis(service, primary, replica, sentinel)
+        wait_for(lambda: group.replicas_known() == 1, "the sentinel to know the replica")
+        yield group
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes], ready_message: bytes = READY_MESSAGE
+) -> tuple[bool, str]:
     """Read the server's output until it says it is ready, exits, or STARTUP_SECONDS pass.
 
     Blocks on the output (no polling loop); once ready, a thread keeps draining it so
@@ -328,7 +458,7 @@ def wait_until_ready(process: subprocess.Popen[bytes]) -> tuple[bool, str]:
             if not chunk:  # the server exited
                 break
             output += chunk
-            if READY_MESSAGE in output:
+            if ready_message in output:
                 threading.Thread(target=drain, args=(stdout,), daemon=True).start()
                 return True, output.decode(errors="replace")
     return False, output.decode(errors="replace")
@@ -426,6 +556,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+@pytest.fixture
+def redis_executable() -> str:
+    """The ``redis-server`` on PATH, for a test that starts (and kills) servers of its own;
+    skip the test without one, or fail it under REQUIRE_REDIS=1."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        message = "no redis-server on PATH to start (and kill) a Redis of the test's own"
+        if required("REQUIRE_REDIS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return executable
+
+
 @pytest.fixture(scope="session")
 def redis_url(pytestconfig: pytest.Config) -> str:
     """URL of the Redis database the suite uses (the one in ``CACHES``), or skip the test.
@@ -446,3 +589,36 @@ def redis_url(pytestconfig: pytest.Config) -> str:
 def redis_cluster(pytestconfig: pytest.Config) -> RedisClusterServers | None:
     """The suite's Redis Cluster in the cluster mode, else None."""
     return pytestconfig.stash[cluster_key]
+
+
+@dataclass
+class LiveRedis:
+    """Where a server of a test (tests/live_server.py) keeps its Redis sessions: a
+    database of the suite's server, or in the cluster mode the suite's cluster."""
+
+    url: str
+    cluster: RedisClusterServers | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The server's environment for it (see tests/live_settings.py)."""
+        return {"LIVE_REDIS_URL": self.url, "LIVE_REDIS_CLUSTER": "1" if self.cluster else ""}
+
+    def client(self) -> redis.Redis | RedisCluster:
+        return redis.Redis.from_url(self.url) if self.cluster is None else self.cluster.client()
+
+    def delete_prefixed(self, prefix: str) -> None:
+        """Delete every key under ``prefix``: what the server stored."""
+        with self.client() as client:
+            for name in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(name)
+
+
+def live_redis(request: pytest.FixtureRequest, database: int) -> LiveRedis:
+    """The ``LiveRedis`` of a test's server: database ``database`` of the suite's Redis, or
+    the suite's cluster (skipped, like ``redis_url``, when there is none)."""
+    suite_url: str = request.getfixturevalue("redis_url")
+    cluster: RedisClusterServers | None = request.getfixturevalue("redis_cluster")
+    if cluster is not None:
+        return LiveRedis(",".join(cluster.urls), cluster)
+    return LiveRedis(urlsplit(suite_url)._replace(path=f"/{database}").geturl())

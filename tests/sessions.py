@@ -166,6 +166,17 @@ class Storage:
         value: bytes | str | None = self.client.hget(redis_session_name(session_id), "r")
         return value
 
+    def stored(self, session_id: str) -> bytes | None:
+        """The stored signed part of a record as it is stored: the db engine's data
+        column (compressed), the redis record."""
+        if self.redis_client is None:
+            row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
+            column = row.first()
+            return None if column is None else bytes(column)
+        value = self.client.hget(redis_session_name(session_id), "r")
+        assert value is None or isinstance(value, bytes)
+        return value
+
     def overwrite(self, session_id: str, value: str | bytes) -> None:
         """Replace the stored signed part of a record (see ``signed``). On the db
         engine, text is stored as the engine stores it (compressed), bytes as they are."""
@@ -234,6 +245,14 @@ def redis_session_id(name: str) -> str:
     """The id of the session whose hash is named ``name`` (the inverse of the above)."""
     found = name.removeprefix(REDIS_SESSION_PREFIX)
     return found.replace("{", "", 1).replace("}", "", 1) if routing.enabled() else found
+
+
+def importable_key(user_id: str) -> str:
+    """A key of another engine that ``import_session`` takes for ``user_id``'s session: on
+    Redis Cluster, one with the user's routing tag (others are refused there)."""
+    if not routing.enabled():
+        return "i" * 32
+    return routing.user_tag(user_id) + "i" * routing.RANDOM_LENGTH
 
 
 def redis_index_names(user_id: str) -> list[str]:

@@ -44,7 +44,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
-from tests.sessions import capture
+from tests.sessions import capture, importable_key
 
 LOGIN = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 SESSIONS = "/admin/django_secure_sessions/securesession/"
@@ -150,20 +150,17 @@ def log_entries(user: User) -> list[LogEntry]:
     )
 
 
-def revoke_selected(engine: str, client: Browser, ids: list[str], **extra: str) -> Any:
-    """Tick these sessions on the Sessions page and revoke them, as its form does."""
-    if engine == "db":  # the changelist and its admin action
-        data = {"action": "revoke_selected", "index": "0", ACTION_CHECKBOX: ids, **extra}
-    else:  # the Redis page's own form
-        data = {ACTION_CHECKBOX: ids, **extra}
+def revoke_selected(client: Browser, ids: list[str], **extra: str) -> Any:
+    """Tick these sessions on the Sessions page and revoke them with its action menu, as
+    its form does (the same form on both engines)."""
+    data = {"action": "revoke_selected", "index": "0", ACTION_CHECKBOX: ids, **extra}
     return client.post(SESSIONS, data)
 
 
-def offers_revoking(engine: str, page: str) -> bool:
-    """Whether the Sessions page shows its way to revoke the ticked sessions."""
-    if engine == "db":
-        return bool(elements(page, "option", value="revoke_selected"))
-    return "Revoke selected sessions" in page and bool(
+def offers_revoking(page: str) -> bool:
+    """Whether the Sessions page offers its action menu's "Revoke selected sessions" and
+    the checkboxes to tick sessions with."""
+    return bool(elements(page, "option", value="revoke_selected")) and bool(
         elements(page, "input", type="checkbox", name=ACTION_CHECKBOX)
     )
 
@@ -216,14 +213,93 @@ def test_search_by_username_or_email(
     assert (session_id(people.bobs) in page) is bobs
 
 
-@pytest.mark.parametrize("engine", ["db"], indirect=True)  # Redis: no filters
-def test_the_db_engine_filters_by_browser(people: People, admin_of: Any) -> None:
+@pytest.fixture
+def idle_for_hours(settings: SettingsWrapper) -> None:
+    """Sessions that stay alive, idle, for hours (set before they are made)."""
+    settings.SECURE_SESSIONS_IDLE_TIMEOUT = 4 * 3600
+
+
+@pytest.mark.parametrize(
+    ("filters", "shown"),
+    [
+        ({"browser": "Firefox"}, {"bobs"}),
+        ({"os": "iOS"}, {"phone"}),
+        ({"device": "iPhone"}, {"phone"}),
+        ({"browser": "Chrome", "os": "Windows"}, {"laptop"}),
+        ({"browser": "Firefox", "os": "iOS"}, set()),
+        ({"active": "hour"}, {"phone", "bobs"}),
+        ({"active": "day"}, {"laptop", "phone", "bobs"}),
+    ],
+)
+@pytest.mark.usefixtures("idle_for_hours")
+def test_the_sessions_page_filters(
+    people: People,
+    admin_of: Any,
+    frozen: time_machine.TimeMachineFixture,
+    filters: dict[str, str],
+    shown: set[str],
+) -> None:
+    # The laptop was last active two hours ago; the phone and Bob's computer just now.
+    frozen.shift(7200)
+    people.phone.get("/account/sessions/")
+    people.bobs.get("/account/sessions/")
     client, _ = admin_of(SUPERUSER)
 
-    page = client.get(SESSIONS, {"browser": "Firefox"}).content.decode()
+    response = client.get(SESSIONS, filters)
 
-    assert session_id(people.bobs) in page
-    assert session_id(people.laptop) not in page
+    assert response.status_code == 200
+    page = response.content.decode()
+    for name in ("laptop", "phone", "bobs"):
+        assert (session_id(getattr(people, name)) in page) is (name in shown), name
+    # The sidebar offers the filters, the one applied marked as selected.
+    titles = {item["data-filter-title"] for item in elements(page, "details")}
+    assert titles >= {"browser", "operating system", "device", "last activity"}
+    assert "Clear all filters" in page
+
+
+def test_the_filters_offer_the_values_stored(people: People, admin_of: Any) -> None:
+    client, _ = admin_of(SUPERUSER)
+
+    page = client.get(SESSIONS).content.decode()
+
+    links = {link["href"] for link in elements(page, "a")}
+    for query in ("?browser=Firefox", "?os=iOS", "?device=iPhone", "?active=hour"):
+        assert query in links, query
+
+
+def test_the_sessions_page_links_each_user_and_counts_the_sessions(
+    people: People, admin_of: Any, engine: str
+) -> None:
+    client, _ = admin_of(SUPERUSER)
+
+    page = client.get(SESSIONS).content.decode()
+
+    assert {link["href"] for link in elements(page, "a")} >= {
+        reverse("admin:auth_user_change", args=[user.pk]) for user in (people.alice, people.bob)
+    }
+    # Alice twice, Bob once, the admin once: the db engine's changelist counts its rows,
+    # the Redis page the sessions of its per-user indexes.
+    assert ("4 sessions" if engine == "db" else "4 signed-in sessions in all") in page
+
+
+def test_the_sessions_page_says_unknown_device_and_how_the_session_began(
+    people: People, admin_of: Any, store_class: type[SecureSessionBase], make_user: MakeUser
+) -> None:
+    importer = make_user(username="imported-user")
+    store_class.import_session(
+        importable_key(str(importer.pk)),
+        {USER_ID_KEY: str(importer.pk)},
+        int(LOGIN.timestamp()) + 3600,
+    )
+    scripted = make_user(username="scripted-user")
+    Browser().force_login(scripted)
+    client, _ = admin_of(SUPERUSER)
+
+    page = client.get(SESSIONS).content.decode()
+
+    assert page.count("Unknown device (imported)") == 1
+    assert page.count("Unknown device (signed in by a script)") == 1
+    assert "Chrome · Windows" in page
 
 
 @pytest.mark.parametrize("engine", ["db"], indirect=True)  # Redis: no row to show
@@ -256,11 +332,11 @@ def test_a_sessions_detail_page_shows_neither_key_nor_data(
 def test_revoke_selected(people: People, admin_of: Any, engine: str, kind: str) -> None:
     client, admin = admin_of(kind)
     page = client.get(SESSIONS).content.decode()
-    assert offers_revoking(engine, page)
+    assert offers_revoking(page)
     phone_id, bobs_id = session_id(people.phone), session_id(people.bobs)
 
     with capture(session_revoked) as revoked:
-        response = revoke_selected(engine, client, [phone_id, bobs_id])
+        response = revoke_selected(client, [phone_id, bobs_id])
 
     assert redirect_target(response)[0] == SESSIONS
     after = client.get(SESSIONS).content.decode()
@@ -293,10 +369,10 @@ def test_who_may_not_revoke_cannot(people: People, admin_of: Any, engine: str, k
         assert page.status_code == 403
     else:
         assert page.status_code == 200
-        assert not offers_revoking(engine, page.content.decode())
+        assert not offers_revoking(page.content.decode())
 
     with capture(session_revoked) as revoked:
-        response = revoke_selected(engine, client, [phone_id])
+        response = revoke_selected(client, [phone_id])
 
     if kind == VIEWER and engine == "db":
         # For a viewer the changelist has no action to run: it shows the page again.
@@ -327,11 +403,11 @@ def test_the_sessions_page_enforces_csrf(people: People, admin_of: Any, engine: 
     client, _ = admin_of(SUPERUSER, enforce_csrf_checks=True)
     phone_id = session_id(people.phone)
 
-    assert revoke_selected(engine, client, [phone_id]).status_code == 403
+    assert revoke_selected(client, [phone_id]).status_code == 403
     assert is_signed_in(people.phone)
 
     token = csrf_token(client, SESSIONS)
-    response = revoke_selected(engine, client, [phone_id], csrfmiddlewaretoken=token)
+    response = revoke_selected(client, [phone_id], csrfmiddlewaretoken=token)
 
     assert redirect_target(response)[0] == SESSIONS
     assert not is_signed_in(people.phone)
@@ -343,7 +419,7 @@ def test_revoking_a_session_that_already_ended(people: People, admin_of: Any, en
     people.phone.post("/account/sessions/revoke-others/")  # ends the laptop's
 
     with capture(session_revoked) as revoked:
-        response = revoke_selected(engine, client, [session_id(people.laptop), phone_id])
+        response = revoke_selected(client, [session_id(people.laptop), phone_id])
 
     assert response.status_code == 302
     assert [s["session_id"] for s in revoked] == [phone_id]
@@ -354,7 +430,7 @@ def test_forged_ids_revoke_nothing(people: People, admin_of: Any, engine: str) -
     client, _ = admin_of(SUPERUSER)
 
     with capture(session_revoked) as revoked:
-        revoke_selected(engine, client, ["f" * 40, "../../etc", "*"])
+        revoke_selected(client, ["f" * 40, "../../etc", "*"])
 
     assert revoked == []
     assert is_signed_in(people.phone)
@@ -608,10 +684,7 @@ async def test_the_sessions_page_through_the_async_client(
     assert alice_id in page.content.decode()
 
     with capture(session_revoked) as revoked:
-        if engine == "db":
-            data = {"action": "revoke_selected", "index": "0", ACTION_CHECKBOX: [alice_id]}
-        else:
-            data = {ACTION_CHECKBOX: [alice_id]}
+        data = {"action": "revoke_selected", "index": "0", ACTION_CHECKBOX: [alice_id]}
         response = await async_client.post(SESSIONS, data)
 
     assert response.status_code == 302
@@ -695,3 +768,20 @@ def test_the_redis_page_lists_a_page_at_a_time(
 
     assert pages > 1
     assert set(seen) == listed
+
+
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+def test_a_filtered_redis_page_walks_on_until_it_finds_matches(
+    people: People, admin_of: Any, store_class: type[SecureSessionBase], make_user: MakeUser
+) -> None:
+    # Sessions of no browser at all, more than a page of them, beside Bob's Firefox.
+    for _ in range(3 * PER_PAGE):
+        session = store_class()
+        session[USER_ID_KEY] = str(make_user().pk)
+        session.save()
+    client, _ = admin_of(SUPERUSER)
+
+    page = client.get(SESSIONS, {"browser": "Firefox"}).content.decode()
+
+    ticked = [box["value"] for box in elements(page, "input", name=ACTION_CHECKBOX)]
+    assert ticked == [session_id(people.bobs)]

@@ -16,6 +16,8 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from django_secure_sessions import binding
 from django_secure_sessions.backends.base import SessionMeta
 from django_secure_sessions.binding import (
+    FAMILY_MAX_LENGTH,
+    IP_MAX_LENGTH,
     USER_AGENT_MAX_LENGTH,
     Mismatch,
     Network,
@@ -35,6 +37,7 @@ from tests.user_agents import (
     CHROME_120_WINDOWS,
     FIREFOX_121_WINDOWS,
     HUGE,
+    LONG_DEVICE,
     SAFARI_IPHONE,
 )
 
@@ -56,6 +59,9 @@ IPV6_PROXIES: tuple[Network, ...] = (ipaddress.ip_network("2001:db8:ffff::/48"),
         # IPv4-mapped IPv6, as a dual-stack socket reports an IPv4 client.
         ("::ffff:192.0.2.1", "192.0.2.1"),
         ("::FFFF:c000:0201", "192.0.2.1"),
+        # A scoped address, its zone kept: as long as a session can keep.
+        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("fe80::1%" + "z" * (IP_MAX_LENGTH - 8), "fe80::1%" + "z" * (IP_MAX_LENGTH - 8)),
     ],
 )
 def test_normalize_ip(value: str, expected: str) -> None:
@@ -64,7 +70,18 @@ def test_normalize_ip(value: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "   ", "unknown", "999.1.1.1", "203.0.113", "203.0.113.7:80", "[2001:db8::1]", "a.b"],
+    [
+        "",
+        "   ",
+        "unknown",
+        "999.1.1.1",
+        "203.0.113",
+        "203.0.113.7:80",
+        "[2001:db8::1]",
+        "a.b",
+        # Longer than a session keeps (the db engine's column): no address, not a failed write.
+        "fe80::1%" + "z" * (IP_MAX_LENGTH - 7),
+    ],
 )
 def test_normalize_ip_refuses_what_is_not_an_address(value: str) -> None:
     assert normalize_ip(value) is None
@@ -384,6 +401,16 @@ def test_a_huge_user_agent_is_parsed_from_its_beginning_only() -> None:
     assert user_agent_mismatch(bound_to(HUGE), HUGE, "family") is None
     assert user_agent_mismatch(bound_to(CHROME_120_WINDOWS), HUGE, "family") is None
     assert user_agent_mismatch(bound_to(HUGE), SAFARI_IPHONE, "family") is not None
+
+
+def test_a_family_cut_from_the_header_is_cut_to_the_stored_length() -> None:
+    # The parser takes this device family from the header: as long as the client makes it.
+    longer = LONG_DEVICE.replace("x" * 300, "x" * 400)
+
+    summary = summarize_user_agent(LONG_DEVICE)
+
+    assert summary.device == ("Samsung " + "x" * 300)[:FAMILY_MAX_LENGTH]
+    assert user_agent_mismatch(bound_to(LONG_DEVICE), longer, "family") is None
 
 
 def test_a_huge_user_agent_is_reported_cut_to_the_stored_length() -> None:

@@ -1067,6 +1067,21 @@ def test_djangos_own_session_keys_are_never_refused(store_class: StoreClass) -> 
     assert conf.FORBIDDEN_KEYS.search(INTERNAL_RESET_SESSION_TOKEN)
 
 
+def test_the_secret_keys_of_allauths_flows_are_stored_and_no_other(
+    store_class: StoreClass,
+) -> None:
+    # django-allauth's password reset by link or code and authenticator app setup.
+    for key in ("_password_reset_key", "account_password_reset_verification", "mfa.totp.secret"):
+        store = store_class()
+        store[key] = "value"
+        store.save()
+        assert store_class(store.session_key)[key] == "value"
+    # Exempt by exact name: a key that only looks like one is still refused.
+    for near_miss in ("mfa.totp.secret2", "my_password_reset_key", "MFA.TOTP.SECRET"):
+        with pytest.raises(SensitiveDataError):
+            store_class()[near_miss] = "value"
+
+
 def test_django_session_keys_are_djangos_own_constants() -> None:
     assert {
         SESSION_KEY,

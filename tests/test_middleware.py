@@ -41,8 +41,10 @@ from django_secure_sessions.backends.base import (
     session_id_for_key,
 )
 from django_secure_sessions.backends.redis import aclose_connections
+from django_secure_sessions.binding import FAMILY_MAX_LENGTH
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.timeouts import EXPIRY_GRACE
+from tests.browsing import AsyncClientFrom
 from tests.factories import PASSWORD
 from tests.redis_server import free_port
 from tests.sessions import capture, redis_nodes, redis_session_name
@@ -51,6 +53,7 @@ from tests.user_agents import (
     CHROME_120_WINDOWS,
     FIREFOX_121_WINDOWS,
     HUGE,
+    LONG_DEVICE,
     SAFARI_IPHONE,
 )
 
@@ -71,21 +74,6 @@ StoreClass = type[SecureSessionBase]
 
 
 # -- browsers ----------------------------------------------------------------------------
-
-
-class AsyncClientFrom(AsyncClient):
-    """An ``AsyncClient`` whose requests come from ``remote_addr``.
-
-    ASGI takes ``REMOTE_ADDR`` from the scope's ``client``, which ``AsyncClient`` has no
-    argument for (its keyword arguments become headers).
-    """
-
-    remote_addr = "127.0.0.1"
-
-    def _base_scope(self, **request: Any) -> dict[str, Any]:
-        scope: dict[str, Any] = super()._base_scope(**request)  # type: ignore[misc]
-        scope["client"] = [self.remote_addr, 50000]
-        return scope
 
 
 @dataclass
@@ -919,6 +907,20 @@ async def test_a_garbage_forwarded_hop_fails_closed(
     assert [(c["expected"], c["actual"]) for c in mismatches] == [(HOME_IP, "unknown")]
 
 
+@pytest.mark.usefixtures("behind_proxies")
+async def test_a_forwarded_address_too_long_to_keep_fails_closed(
+    browser: Browser, user: AbstractBaseUser, mismatches: list[dict[str, Any]]
+) -> None:
+    # A scoped IPv6 address with a zone of 200 characters, more than a session keeps: the
+    # login used to fail on PostgreSQL (503, reported as a storage outage).
+    browser.ip, browser.forwarded_for = "10.0.0.5", "fe80::1%" + "z" * 200
+    await browser.log_in(user)
+    assert (await browser.stored_meta()).ip == ""  # bound to no address
+
+    assert signed_in_as(await browser.get("/whoami/")) is None
+    assert [(c["expected"], c["actual"]) for c in mismatches] == [("unbound", "unknown")]
+
+
 async def test_a_client_address_that_cannot_be_told_fails_closed(
     browser: Browser, user: AbstractBaseUser, mismatches: list[dict[str, Any]]
 ) -> None:
@@ -1040,6 +1042,17 @@ async def test_an_8_kb_user_agent(browser: Browser, user: AbstractBaseUser) -> N
 
     browser.user_agent = SAFARI_IPHONE
     assert signed_in_as(await browser.get("/whoami/")) is None
+
+
+async def test_a_user_agent_whose_device_family_is_longer_than_a_session_keeps(
+    browser: Browser, user: AbstractBaseUser
+) -> None:
+    # The login used to fail on PostgreSQL (503, reported as a storage outage).
+    browser.user_agent = LONG_DEVICE
+    await browser.log_in(user)
+
+    assert (await browser.stored_meta()).device == ("Samsung " + "x" * 300)[:FAMILY_MAX_LENGTH]
+    assert signed_in_as(await browser.get("/whoami/")) == user.get_username()
 
 
 # -- sessions logged in outside a request ----------------------------------------------------

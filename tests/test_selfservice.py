@@ -7,6 +7,7 @@ them gets is checked for the session keys any of them held (the ``browsers`` fix
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from django_secure_sessions import list_user_sessions
-from django_secure_sessions.backends.base import SecureSessionBase
+from django_secure_sessions.backends.base import USER_ID_KEY, SecureSessionBase
 from django_secure_sessions.signals import session_revoked
 from tests import factories
 from tests.browsing import (
@@ -42,7 +43,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
-from tests.sessions import capture
+from tests.sessions import capture, importable_key
 
 StoreClass = type[SecureSessionBase]
 MakeUser = Callable[..., User]
@@ -141,17 +142,52 @@ def test_the_list_says_just_now_then_how_long_ago_a_session_was_active(
     assert "Active just now" not in page
 
 
-def test_a_session_without_client_details_is_an_unknown_device(
-    people: People, browsers: Browsers
+def devices(page: str) -> list[str]:
+    """The device line of each session on the list page."""
+    return re.findall(r'<div class="secure-sessions-device">(.*?)</div>', page)
+
+
+def test_a_session_without_client_details_is_an_unknown_device_and_says_how_it_began(
+    people: People, browsers: Browsers, store_class: StoreClass
 ) -> None:
     script = browsers.open()
     script.force_login(people.alice)  # outside a request: nothing to bind it to yet
+    alice_id = str(people.alice.pk)
+    store_class.import_session(
+        importable_key(alice_id), {USER_ID_KEY: alice_id}, int(LOGIN.timestamp()) + 3600
+    )
 
     page = people.laptop.get(LIST).content.decode()
 
-    assert page.count("Unknown device") == 1
+    assert sorted(devices(page)) == [
+        "Chrome · Windows",
+        "Mobile Safari · iOS · iPhone",
+        "Unknown device (imported)",
+        "Unknown device (signed in by a script)",
+    ]
     assert " · </div>" not in page
     assert ">·" not in page
+
+
+def test_two_sessions_of_the_same_browser_are_told_apart(
+    people: People, browsers: Browsers, frozen: time_machine.TimeMachineFixture
+) -> None:
+    frozen.shift(120)
+    office = browsers.open(CHROME_ON_WINDOWS, "192.0.2.77")
+    sign_in(office, people.alice)
+
+    page = people.laptop.get(LIST).content.decode()
+
+    assert devices(page).count("Chrome · Windows") == 2
+    # Each is named apart, where it is shown and by the button that signs it out.
+    assert "From 198.51.100.7" in page
+    assert "From 192.0.2.77" in page
+    labels = [button.get("aria-label") for button in elements(page, "button", type="submit")]
+    # Django's default TIME_ZONE, America/Chicago: 9:02 UTC is 3:02 there.
+    assert "Sign out Chrome · Windows, signed in Jan. 7, 2030, 3:02 a.m." in labels
+    confirm = people.laptop.get(revoke_url(session_id(office))).content.decode()
+    assert "192.0.2.77" in confirm
+    assert "Signed in Jan. 7, 2030, 3:02 a.m." in confirm
 
 
 @pytest.mark.parametrize("path", [LIST, REVOKE_OTHERS])
@@ -425,6 +461,71 @@ def test_outside_the_window_revoking_needs_a_reauthentication(
     assert people.laptop.get(revoke_url(phone_id)).status_code == 200
     assert redirect_target(people.laptop.post(revoke_url(phone_id)))[0] == LIST
     assert not signed_in_page(people.phone)
+
+
+@pytest.mark.parametrize("which", ["one", "others"])
+def test_signing_out_after_the_window_asks_the_password_then_acts(
+    people: People, frozen: time_machine.TimeMachineFixture, which: str
+) -> None:
+    path = revoke_url(session_id(people.phone)) if which == "one" else REVOKE_OTHERS
+    frozen.shift(WINDOW)
+
+    # The list's button: the password first ...
+    assert redirect_target(people.laptop.post(path)) == (REAUTH, {"next": [path]})
+    assert signed_in_page(people.phone)
+    back = people.laptop.post(REAUTH, {"password": factories.PASSWORD, "next": path})
+    # ... then back to the action, which is done without a second confirmation.
+    done = people.laptop.get(back["Location"])
+
+    assert redirect_target(done)[0] == LIST
+    assert not signed_in_page(people.phone)
+    assert signed_in_page(people.laptop)
+    # Done once: the page asks again next time, and revokes nothing on a GET.
+    assert people.laptop.get(REVOKE_OTHERS).status_code == 200
+
+
+def test_a_revocation_asked_for_is_done_only_for_its_own_page(
+    people: People, browsers: Browsers, frozen: time_machine.TimeMachineFixture
+) -> None:
+    office = browsers.open(FIREFOX_ON_LINUX, "192.0.2.77")
+    sign_in(office, people.alice)
+    frozen.shift(WINDOW)
+    people.laptop.post(revoke_url(session_id(people.phone)))
+    people.laptop.post(REAUTH, {"password": factories.PASSWORD})
+
+    # Another session's page, or signing out everywhere else, only asks.
+    assert people.laptop.get(revoke_url(session_id(office))).status_code == 200
+    assert people.laptop.get(REVOKE_OTHERS).status_code == 200
+
+    assert signed_in_page(people.phone)
+    assert signed_in_page(office)
+
+
+def test_a_revocation_asked_for_lapses_with_the_window(
+    people: People, frozen: time_machine.TimeMachineFixture
+) -> None:
+    path = revoke_url(session_id(people.phone))
+    frozen.shift(WINDOW)
+    people.laptop.post(path)
+    frozen.shift(WINDOW)  # the password page left open
+    people.laptop.post(REAUTH, {"password": factories.PASSWORD, "next": path})
+
+    assert people.laptop.get(path).status_code == 200  # asks, as for any visit
+    assert signed_in_page(people.phone)
+
+
+def test_a_link_alone_revokes_nothing_even_right_after_a_reauthentication(
+    people: People, frozen: time_machine.TimeMachineFixture
+) -> None:
+    path = revoke_url(session_id(people.phone))
+    frozen.shift(WINDOW)
+    # A page elsewhere links to the revocation: followed, it asks for the password ...
+    assert redirect_target(people.laptop.get(path)) == (REAUTH, {"next": [path]})
+    people.laptop.post(REAUTH, {"password": factories.PASSWORD, "next": path})
+
+    # ... and then only for confirmation: no POST of the list asked for it.
+    assert people.laptop.get(path).status_code == 200
+    assert signed_in_page(people.phone)
 
 
 # -- through the async client -----------------------------------------------------------------

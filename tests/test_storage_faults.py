@@ -12,8 +12,6 @@ its own; the Redis is the test's own, on a free loopback port (never the shared 
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,14 +28,13 @@ from redis.cluster import RedisCluster
 
 from django_secure_sessions.backends import routing
 from django_secure_sessions.models import SecureSession
-from tests.live_client import LOGIN_PATH, Browser, Response, own_database
+from tests.live_client import LOGIN_PATH, Browser, Response, live_env, own_database
 from tests.live_server import PASSWORD, USERS
 from tests.redis_server import (
     RedisClusterServers,
     RedisServer,
     add_replica,
     free_port,
-    required,
     start_cluster,
     start_throwaway,
 )
@@ -86,18 +83,6 @@ def add_to_cart(browser: Browser) -> Response:
     return browser.request("GET", "/cart/add/")
 
 
-def live_env(engine: str, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
-        "LIVE_DATABASE_URL": database_url,
-        "LIVE_SESSION_ENGINE": engine,
-        "LIVE_REDIS_URL": redis_url,
-        "LIVE_REDIS_KEY_PREFIX": f"faults-{secrets.token_hex(4)}",
-        "LIVE_GATE": "",
-        **extra,
-    }
-
-
 # -- Redis -------------------------------------------------------------------------------
 
 
@@ -132,17 +117,6 @@ class KillableRedis:
         self.server.process.wait()
         self.server.stop()  # its temporary directory, if any
         self.server = None
-
-
-@pytest.fixture
-def redis_executable() -> str:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        message = "no redis-server on PATH to start (and kill) a Redis of the test's own"
-        if required("REQUIRE_REDIS"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return executable
 
 
 @contextmanager

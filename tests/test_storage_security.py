@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import hypothesis
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.test import Client
 from django.test.utils import override_settings
@@ -31,6 +31,8 @@ from django_secure_sessions.backends import routing
 from django_secure_sessions.backends.base import (
     SIGNATURE_LENGTH,
     USER_ID_KEY,
+    SessionMeta,
+    dumps,
     session_id_for_key,
     sign,
 )
@@ -285,9 +287,39 @@ CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
     "replayed-from-an-admin-session": lambda scene: scene.storage.signed(scene.admin_id),
 }
 
+
+def with_meta_field(storage: Storage, session_id: str, field: str, value: Any) -> str:
+    """A session's Redis record, correctly signed, with one field of its meta replaced."""
+    stored = storage.signed(session_id)
+    assert isinstance(stored, bytes)
+    meta, data = json.loads(stored[SIGNATURE_LENGTH:])
+    meta[SessionMeta.FIELDS.index(field)] = value
+    return sign(session_id, "record", dumps([meta, data]))
+
+
+def meta_field_replaced(field: str, value: Any) -> Callable[[Scene], str]:
+    return lambda scene: with_meta_field(scene.storage, scene.victim_id, field, value)
+
+
+# A field of the meta of a type (or range) the engine never writes. Each used to be taken
+# as it was: a TypeError (a 500) wherever the field is compared or shown.
+WRONG_META_FIELDS: Final = {
+    "user-id-a-list": ("user_id", []),
+    "created-infinite": ("created", float("inf")),
+    "last-activity-true": ("last_activity", True),
+    "last-auth-a-list": ("last_auth", [1]),
+    "absolute-expiry-text": ("absolute_expiry", "2030-01-07T09:00:00Z"),
+    "expires-after-year-9999": ("expires", 10**13),
+    "ip-a-number": ("ip", 1),
+}
+
 # Redis only: bytes that are no record, and the record, [meta, data], correctly signed but
 # malformed. (What the db engine's data column can hold wrongly is in DB_CORRUPTIONS.)
 REDIS_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
+    **{
+        f"correctly-signed-meta-{name}": meta_field_replaced(*wrong)
+        for name, wrong in WRONG_META_FIELDS.items()
+    },
     "binary-pickle": lambda scene: scene.pickle(5),
     "non-utf8": lambda scene: b"\xff\xfe\x80 not UTF-8",
     "correctly-signed-malformed-meta": lambda scene: scene.signed('[["x"],{"cart":[]}]'),
@@ -300,8 +332,9 @@ REDIS_CORRUPTIONS: dict[str, Callable[[Scene], str | bytes | None]] = {
 
 def victims_column(scene: Scene) -> bytes:
     """The victim's data column as the db engine stored it (compressed)."""
-    stored = SecureSession.objects.filter(pk=scene.victim_id).values_list("data", flat=True)
-    return bytes(stored.get())
+    stored = scene.storage.stored(scene.victim_id)
+    assert stored is not None
+    return stored
 
 
 BOMB_BYTES: Final = 64 * 1024 * 1024
@@ -378,6 +411,27 @@ def test_a_corrupt_record_is_no_session(
     assert loaded(store_class, scene.admin_key)["admin_ui"] is True
 
 
+@pytest.mark.parametrize("engine", ["redis"], indirect=True)
+@pytest.mark.parametrize("wrong", WRONG_META_FIELDS.values(), ids=WRONG_META_FIELDS.keys())
+def test_a_session_whose_meta_has_the_wrong_types_is_left_out_of_its_users_sessions(
+    client: Client,
+    store_class: StoreClass,
+    storage: Storage,
+    user: User,
+    wrong: tuple[str, Any],
+) -> None:
+    client.force_login(user)
+    current = session_id_for_key(session_key_of(client))
+    other = saved(store_class, {"cart": []}, user=user)
+    assert other.session_id is not None
+    storage.overwrite(other.session_id, with_meta_field(storage, other.session_id, *wrong))
+
+    assert [info.id for info in list_user_sessions(user)] == [current]
+    page = client.get("/account/sessions/")
+    assert page.status_code == 200
+    assert other.session_id not in page.content.decode()
+
+
 @pytest.mark.parametrize("engine", ["db"], indirect=True)
 def test_a_decompression_bomb_costs_no_more_memory_than_a_session_may_take(
     store_class: StoreClass, scene: Scene
@@ -442,4 +496,22 @@ def test_data_signed_with_a_retired_secret_key_does_not_load(
 
     assert dict(store.items()) == {}
     assert store.session_key is None
+    assert SECURITY_LOGGER in {record.name for record in caplog.records}
+
+
+def test_a_record_whose_meta_and_data_name_different_users_is_no_session(
+    client: Client, storage: Storage, user: User, make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The timeouts, the binding and the index go by the meta's user; the data signs in.
+    client.force_login(user)
+    session_id = session_id_for_key(session_key_of(client))
+    other = make_user()
+    if storage.redis_client is None:
+        SecureSession.objects.filter(pk=session_id).update(user_id=other.pk)
+    else:
+        storage.overwrite(session_id, with_meta_field(storage, session_id, "user_id", None))
+
+    page = client.get("/whoami/")
+
+    assert page.status_code == 302  # to log in: nobody is signed in
     assert SECURITY_LOGGER in {record.name for record in caplog.records}

@@ -21,3 +21,5 @@ SAFARI_IPHONE = (
 )
 # A real user agent padded to 8 KB, as a hostile or broken client might send.
 HUGE = CHROME_120_WINDOWS + " " + "x" * (8192 - len(CHROME_120_WINDOWS) - 1)
+# A device family that the parser cuts from the header itself, 300 characters long.
+LONG_DEVICE = "Mozilla/5.0 (Linux; Android 10; SAMSUNG " + "x" * 300 + ") AppleWebKit/537.36"

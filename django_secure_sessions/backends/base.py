@@ -34,6 +34,7 @@ from django.core.signals import setting_changed
 from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 from django.utils.crypto import get_random_string
+from django.utils.translation import gettext
 
 from .. import signals, timeouts
 from ..binding import USER_AGENT_MAX_LENGTH, summarize_user_agent, user_agent_digest
@@ -109,6 +110,18 @@ outage = StorageOutage()
 # django.contrib.auth.SESSION_KEY: where login() puts the user's primary key.
 USER_ID_KEY: Final = "_auth_user_id"
 
+
+def user_id_in(data: dict[str, Any]) -> str | None:
+    """The user a session's data is signed in as, as text (None: anonymous)."""
+    user_id = data.get(USER_ID_KEY)
+    return None if user_id is None else str(user_id)
+
+
+# How a session began (SessionMeta.origin).
+ORIGIN_REQUEST: Final = ""
+ORIGIN_SCRIPT: Final = "script"
+ORIGIN_IMPORTED: Final = "imported"
+
 # Keys that Django itself writes into sessions. They are never refused, even when a
 # FORBIDDEN_KEYS pattern matches them ("_password_reset_token" contains "password").
 DJANGO_SESSION_KEYS: Final = frozenset(
@@ -123,6 +136,22 @@ DJANGO_SESSION_KEYS: Final = frozenset(
         "testcookie",  # SessionBase.TEST_COOKIE_NAME
     }
 )
+
+# Keys that django-allauth writes into sessions, by design, with a secret in them: like
+# Django's "_password_reset_token", each keeps a secret of allauth's own flows out of a
+# URL or a form for a few minutes, and allauth removes it when the flow ends. Refusing
+# them would break password resets and authenticator setup for every allauth site; they
+# are exempt by exact name, so any other key (yours) is still checked.
+ALLAUTH_SESSION_KEYS: Final = frozenset(
+    {
+        "_password_reset_key",  # allauth.account: the key of a reset link, once opened
+        "account_password_reset_verification",  # allauth.account: password reset by code
+        "mfa.totp.secret",  # allauth.mfa: the seed of an authenticator app being set up
+    }
+)
+
+# The keys never matched against FORBIDDEN_KEYS.
+FRAMEWORK_SESSION_KEYS: Final = DJANGO_SESSION_KEYS | ALLAUTH_SESSION_KEYS
 
 # Django's keys are get_random_string(32, VALID_KEY_CHARS). Anything else did not come
 # from us, so it is refused before any storage round trip (no lookup for hostile
@@ -296,6 +325,10 @@ class SessionMeta:
     ``absolute_expiry`` is when it ends whatever the activity (login + ABSOLUTE_TIMEOUT).
     ``ip`` is the client address the session is bound to (empty: bound to none);
     ``ua_digest`` the digest of the raw user agent (empty: not bound yet).
+    ``origin`` is how the session began, for the pages that show it before its first
+    request fills in the client: ``ORIGIN_REQUEST`` (a sign-in over HTTP, or an
+    anonymous visit), ``ORIGIN_SCRIPT`` (signed in outside a request: a script, the test
+    client's ``force_login()``) or ``ORIGIN_IMPORTED`` (copied by ``importsessions``).
     """
 
     user_id: str | None = None
@@ -310,6 +343,7 @@ class SessionMeta:
     browser: str = ""
     os: str = ""
     device: str = ""
+    origin: str = ""
 
     # The order of fields in the compact list form used by the Redis engine.
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -325,6 +359,7 @@ class SessionMeta:
         "browser",
         "os",
         "device",
+        "origin",
     )
 
     def same_except_activity(self, other: SessionMeta | None) -> bool:
@@ -338,13 +373,40 @@ class SessionMeta:
 
     @classmethod
     def from_list(cls, values: Any) -> SessionMeta | None:
-        """The meta in ``values`` (as made by ``to_list``), or None if malformed."""
+        """The meta in ``values`` (as made by ``to_list``), or None if malformed: not a
+        list of the right length, or a field of a type or range ``to_list`` never writes.
+
+        A correctly signed record can still hold such a meta (written by another version
+        of the package, or by a bug: the signature says who wrote it, not that it is
+        well formed), and every field is used as what it claims to be: compared with the
+        time by the timeouts, turned into a datetime to list sessions. Taken as it is, a
+        list where a time belongs raises TypeError: a 500 on every request of the
+        session, and on every page listing its user's sessions (theirs, the admin's).
+        So it is corrupt: no session (fail closed), logged, never a crash.
+        """
         if not isinstance(values, list) or len(values) != len(cls.FIELDS):
             return None
-        try:
-            return cls(*values)
-        except TypeError:
-            return None
+        user_id, created, activity, auth, absolute, expires, *texts = values
+        # type() rather than isinstance(): JSON's true and false are Python bools, which
+        # are ints, and never a time. Inline, as it runs on every load (under 1 µs).
+        well_typed = (
+            (user_id is None or type(user_id) is str)
+            and (type(created) is float or type(created) is int)  # see the class
+            and 0 <= created < _EPOCH_LIMIT
+            and type(activity) is int
+            and 0 <= activity < _EPOCH_LIMIT
+            and type(expires) is int
+            and 0 <= expires < _EPOCH_LIMIT
+            and (auth is None or (type(auth) is int and 0 <= auth < _EPOCH_LIMIT))
+            and (absolute is None or (type(absolute) is int and 0 <= absolute < _EPOCH_LIMIT))
+            and all(type(text) is str for text in texts)
+        )
+        return cls(*values) if well_typed else None
+
+
+# The first epoch second that a datetime can't hold (year 10000): a time in a record is
+# always before it, and one past it could not even be shown.
+_EPOCH_LIMIT: Final = 253_402_300_800
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +429,13 @@ class SessionInfo:
     browser: str
     os: str
     device: str
+    origin: str = ORIGIN_REQUEST
     is_current: bool = field(default=False, compare=False)
+
+    @property
+    def device_label(self) -> str:
+        """What to call the session's device on a page (see ``device_label``)."""
+        return device_label(self.browser, self.os, self.device, self.origin)
 
     @classmethod
     def from_meta(cls, session_id: str, meta: SessionMeta) -> SessionInfo:
@@ -384,7 +452,26 @@ class SessionInfo:
             browser=meta.browser,
             os=meta.os,
             device=meta.device,
+            origin=meta.origin,
         )
+
+
+def device_label(browser: str, os: str, device: str, origin: str) -> str:
+    """ "Firefox · Ubuntu", "Mobile Safari · iOS · iPhone", or, for a session whose
+    client is not known yet (its first request fills it in), "Unknown device" and how
+    the session began: "Unknown device (imported)"."""
+    # "Other" is what the user agent parser says of what it doesn't know (a desktop's
+    # device, say): not worth showing.
+    known = [part for part in (browser, os, device) if part and part != "Other"]
+    if known:
+        return " · ".join(known)
+    if browser or os:
+        return gettext("Unknown device")
+    if origin == ORIGIN_IMPORTED:
+        return gettext("Unknown device (imported)")
+    if origin == ORIGIN_SCRIPT:
+        return gettext("Unknown device (signed in by a script)")
+    return gettext("Unknown device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,7 +576,7 @@ class SecureSessionBase(SessionBase):
     # -- guards on assignment -------------------------------------------------------
 
     def _check_key(self, key: str) -> None:
-        if key in DJANGO_SESSION_KEYS:
+        if key in FRAMEWORK_SESSION_KEYS:
             return
         forbidden = conf.FORBIDDEN_KEYS
         if forbidden is not None and isinstance(key, str) and forbidden.search(key):
@@ -586,6 +673,13 @@ class SecureSessionBase(SessionBase):
                 self.ended = EndedSession(session_id, meta.user_id, reason)
             elif now < meta.expires:
                 data = self._decode_data(session_id, record.payload)
+                if data is not None and user_id_in(data) != meta.user_id:
+                    # The timeouts, the binding and the user's index go by the meta's
+                    # user, and every save writes it from the data: a record where they
+                    # differ was not written by a save (a bug, a hand-edited row), and
+                    # adopting it would sign in a user whom none of those checks saw.
+                    report_corrupt(session_id)
+                    data = None
         if record is None or data is None:
             # Never adopt a key we don't know: the next save makes a fresh one, so a
             # key planted by an attacker (session fixation) is never brought to life.
@@ -685,8 +779,7 @@ class SecureSessionBase(SessionBase):
             )
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
-        user_id = data.get(USER_ID_KEY)
-        user_id = None if user_id is None else str(user_id)
+        user_id = user_id_in(data)
         if user_id != meta.user_id:
             # The session changed hands (normally at login, which also rotated the
             # key): nothing about the previous owner's authentication carries over.
@@ -777,8 +870,9 @@ class SecureSessionBase(SessionBase):
         # Loads (once), so that self.meta reflects storage before it is changed.
         self._get_session()  # type: ignore[attr-defined]
 
-    def record_login(self) -> None:
-        """Stamp a fresh authentication: created, last authentication, absolute expiry.
+    def record_login(self, origin: str = ORIGIN_REQUEST) -> None:
+        """Stamp a fresh authentication: created, last authentication, absolute expiry,
+        and how the session began (``origin``).
 
         Called at login (``user_logged_in``); saved with the session's next save.
         """
@@ -786,6 +880,7 @@ class SecureSessionBase(SessionBase):
         now = now_epoch()
         meta = replace(self.meta) if self.meta is not None else self._new_meta(now)
         meta.created = now_precise()
+        meta.origin = origin
         meta.user_id = None if (uid := self.get(USER_ID_KEY)) is None else str(uid)
         self._stamp_authentication(meta, now)
         self.meta = meta
@@ -1038,6 +1133,12 @@ class SecureSessionBase(SessionBase):
         page (0 at the end). Costs a page, whatever the number of sessions."""
         raise NotImplementedError
 
+    @classmethod
+    def count_signed_in(cls) -> int:
+        """How many live sessions have a user (what the admin's Sessions page lists on
+        the Redis engine)."""
+        raise NotImplementedError
+
     # -- maintenance, for the management commands ------------------------------------------
 
     @classmethod
@@ -1091,6 +1192,7 @@ class SecureSessionBase(SessionBase):
         # The guards of assignment apply: a session holding a forbidden key is refused.
         store._checked(data)
         now = now_epoch()
+        store.meta = replace(store._new_meta(now), origin=ORIGIN_IMPORTED)
         pending = store._prepare(session_key, data, True, max(expires - now, 1))
         if dry_run:
             return not store.exists(session_key)

@@ -67,6 +67,7 @@ _COLUMNS: Final = (
     "browser",
     "os",
     "device",
+    "origin",
 )
 
 Row = tuple[Any, ...]
@@ -144,6 +145,7 @@ def _columns(meta: SessionMeta) -> dict[str, Any]:
         "browser": meta.browser,
         "os": meta.os,
         "device": meta.device,
+        "origin": meta.origin,
     }
 
 
@@ -652,6 +654,10 @@ class SessionStore(SecureSessionBase):
         rows = list(live.values_list("id", *_COLUMNS)[cursor : cursor + count + 1])
         more = len(rows) > count
         return (cursor + count if more else 0), [_info(row) for row in rows[:count]]
+
+    @classmethod
+    def count_signed_in(cls) -> int:
+        return _sessions().filter(expire_date__gt=_now(), user__isnull=False).count()
 
     @classmethod
     def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:

@@ -173,6 +173,11 @@ SECURE_SESSIONS_PASSIVE_URLS = [r"^/api/poll/$"]
 
 # -- The rest ------------------------------------------------------------------------------
 
+# Demo only: e-mails (the "new sign-in" warning of demo/signins.py) are printed by the
+# development server instead of being sent. A real project sets its mail server here.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "security@demo.example"
+
 # What django-secure-sessions does (sessions ended, revoked, rotated, binding mismatches),
 # printed by the development server.
 LOGGING = {

@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
+from demo.models import describe_device
 from django_secure_sessions import SessionInfo, list_user_sessions
 from django_secure_sessions.backends.base import SecureSessionBase
 from django_secure_sessions.conf import conf
@@ -62,8 +63,7 @@ def bound_client(info: SessionInfo) -> str:
     """The user agent a request must come from, as ``BIND_USER_AGENT`` compares it."""
     if conf.BIND_USER_AGENT == "exact":
         return info.user_agent
-    device = "" if info.device in {"", "Other"} else f", {info.device}"
-    return f"{info.browser} on {info.os}{device}"
+    return describe_device(info.browser, info.os, info.device)
 
 
 def session_state(request: HttpRequest) -> SessionState | None:

@@ -73,7 +73,7 @@ class DemoServer(ServedProcess):
     log_offset: int = field(default=0)
 
     def advance_clock(self, seconds: int) -> None:
-        """Move the server's clock forward (tests/e2e/clock.py): time passes, at once."""
+        """Move the server's clock forward (tests/clock.py): time passes, at once."""
         status = self.request("POST", "/__e2e__/clock/", {"seconds": str(seconds)})
         assert status == HTTPStatus.NO_CONTENT, f"moving the clock answered {status}"
 

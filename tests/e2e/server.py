@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from tests.e2e import clock
+from tests import clock
 from tests.served import serve
 
 ADMIN = "admin"

@@ -82,7 +82,9 @@ def test_signing_out_another_session(open_browser: OpenBrowser, screenshot: Scre
     expect(sessions).to_have_count(2)
     expect(sessions.filter(has_text="This device")).to_contain_text("Chrome · Linux")
     screenshot(laptop, "sessions")
-    laptop.get_by_role("button", name="Sign out Firefox on Windows").click()
+    laptop.get_by_role(
+        "button", name=re.compile(r"^Sign out Firefox · Windows, signed in ")
+    ).click()
 
     expect(laptop.get_by_role("status")).to_have_text("That device is signed out.")
     expect(sessions).to_have_count(1)
@@ -174,6 +176,13 @@ def test_the_admin_signs_a_user_out_everywhere(
     click_menu(admin, "Admin")
     admin.get_by_role("link", name="Sessions", exact=True).click()
     expect(admin.locator("#result_list")).to_contain_text("erin")
+    expect(admin.locator("#changelist-filter")).to_contain_text("By last activity")
+    expect(admin.locator("select[name=action]")).to_contain_text("Revoke selected sessions")
+    # Every column fits a 1280-pixel screen: neither the table nor the page scrolls sideways.
+    assert admin.evaluate(
+        "[document.querySelector('.results'), document.documentElement]"
+        ".every(box => box.scrollWidth <= box.clientWidth)"
+    )
     screenshot(admin, "admin-sessions")
 
     admin.goto("/admin/auth/user/?q=erin")

@@ -20,5 +20,7 @@ class Command(BaseCommand):
         if created or not user.check_password(password):
             user.set_password(password)
         user.is_active = user.is_staff = user.is_superuser = True
+        # Somewhere for the "new sign-in" e-mail to go (printed by the demo's server).
+        user.email = user.email or f"{username}@demo.example"
         user.save()
         self.stdout.write(f"Demo account: username {username!r}, password {password!r}")

@@ -1,8 +1,9 @@
-"""The clock of the end-to-end test server, which the tests move forward instead of waiting.
+"""The clock of a test server, which the tests move forward instead of waiting.
 
-The server (tests/e2e/server.py) starts it before anything else; from then on every
-``time.time()`` and ``datetime.now()`` of the server process ticks as usual, plus however
-far the tests have moved it through ``advance_clock`` (a view of tests/e2e/server_urls.py).
+The server (tests/e2e/server.py; tests/live_server.py with ``LIVE_CLOCK=1``) starts it
+before anything else; from then on every ``time.time()`` and ``datetime.now()`` of the
+server process, in all its threads, ticks as usual, plus however far the tests have moved
+it through ``advance_clock`` (a view of tests/e2e/server_urls.py and tests/urls.py).
 Redis keeps its own clock: the engine compares the expiry it stores with the time it is
 given, so the session timeouts follow this clock on both engines.
 """
