@@ -16,6 +16,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -36,6 +37,7 @@ PICKLE_SERIALIZER: Final = "secure_sessions.E003"
 INVALID_SETTING: Final = "secure_sessions.E004"
 ENGINE_NOT_IMPORTABLE: Final = "secure_sessions.E005"
 REDIS_CACHE_MISSING: Final = "secure_sessions.E006"
+REDIS_CLUSTER_CACHE: Final = "secure_sessions.E007"
 COOKIE_NOT_SECURE: Final = "secure_sessions.W010"
 COOKIE_NOT_HTTPONLY: Final = "secure_sessions.W011"
 COOKIE_SAMESITE_NONE: Final = "secure_sessions.W012"
@@ -169,6 +171,7 @@ def _check_redis_cache() -> Iterator[checks.CheckMessage]:
     elif not _is_or_subclasses(backend, DJANGO_REDIS_CACHE):
         problem = f"CACHES[{alias!r}] has BACKEND {backend!r}, not django-redis's RedisCache"
     else:
+        yield from _check_redis_cluster(alias, config)
         return
     yield checks.Error(
         f"SESSION_ENGINE is the Redis engine, which reaches Redis through django-redis, "
@@ -176,6 +179,40 @@ def _check_redis_cache() -> Iterator[checks.CheckMessage]:
         hint=hint,
         id=REDIS_CACHE_MISSING,
     )
+
+
+def _check_redis_cluster(alias: str, config: dict[str, Any]) -> Iterator[checks.CheckMessage]:
+    """With SECURE_SESSIONS_REDIS_CLUSTER, the cache's LOCATION must name cluster nodes
+    (database 0: a cluster has no other) and its KEY_PREFIX must have no brace (Redis
+    Cluster would take it for the hash tag of every key, see backends/routing.py)."""
+    if getattr(settings, "SECURE_SESSIONS_REDIS_CLUSTER", False) is not True:
+        return
+    location = config.get("LOCATION", "")
+    urls = location.split(",") if isinstance(location, str) else location
+    problems = []
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(url, str) for url in urls):
+        problems.append(f"its LOCATION {location!r} is not a URL or a list of URLs")
+    else:
+        for url in urls:
+            parts = urlsplit(url.strip())
+            if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+                problems.append(f"its LOCATION {url!r} is not a redis:// URL of a node")
+            elif parts.path.strip("/") not in {"", "0"}:
+                problems.append(f"its LOCATION {url!r} names a database (a cluster has only 0)")
+    prefix = config.get("KEY_PREFIX", "")
+    if isinstance(prefix, str) and ("{" in prefix or "}" in prefix):
+        problems.append(
+            f"its KEY_PREFIX {prefix!r} has a brace, which Redis Cluster reads as a hash tag"
+        )
+    for problem in problems:
+        yield checks.Error(
+            f"SECURE_SESSIONS_REDIS_CLUSTER is True, but in CACHES[{alias!r}] {problem}.",
+            hint=(
+                'Set LOCATION to the cluster\'s nodes, e.g. ["redis://10.0.0.1:6379", '
+                '"redis://10.0.0.2:6379"], and a KEY_PREFIX without braces.'
+            ),
+            id=REDIS_CLUSTER_CACHE,
+        )
 
 
 def _check_middleware() -> Iterator[checks.CheckMessage]:

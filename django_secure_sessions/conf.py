@@ -286,6 +286,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         r'Use a list of path regexes, e.g. [r"^/api/poll/"].',
     ),
     Setting(
+        "REDIS_CLUSTER",
+        False,
+        lambda v: None if isinstance(v, bool) else f"is {v!r}, not True or False",
+        "Use True to reach the Redis engine's storage as a Redis Cluster (its startup "
+        "nodes are the LOCATION of the cache named by SESSION_CACHE_ALIAS), or False.",
+    ),
+    Setting(
         "FORBIDDEN_KEYS",
         DEFAULT_FORBIDDEN_KEYS,
         _regex_list_problem(FORBIDDEN_KEYS_FLAGS),
@@ -421,6 +428,10 @@ class Conf:
     def PASSIVE_URLS(self) -> re.Pattern[str] | None:
         """One compiled regex matching any passive path, or None when there are none."""
         return _resolve("PASSIVE_URLS", lambda v: _compile(tuple(v), PASSIVE_URLS_FLAGS))
+
+    @property
+    def REDIS_CLUSTER(self) -> bool:
+        return _resolve("REDIS_CLUSTER", bool)
 
     @property
     def FORBIDDEN_KEYS(self) -> re.Pattern[str] | None:

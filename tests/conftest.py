@@ -9,12 +9,14 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
 from pytest_django.fixtures import Settings as SettingsWrapper
+from redis.cluster import RedisCluster
 
 from django_secure_sessions.backends import base
 from django_secure_sessions.backends.base import SecureSessionBase, StorageOutage
 from django_secure_sessions.backends.redis import aclose_connections
 from tests.browsing import Browsers
 from tests.factories import UserFactory
+from tests.redis_server import RedisClusterServers
 from tests.sessions import Storage
 
 ENGINES = {
@@ -31,9 +33,13 @@ def fresh_outage(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> redis.Redis:
-    """A plain client on the suite's Redis database, emptied for this test."""
-    client = redis.Redis.from_url(redis_url)
+def redis_client(
+    redis_url: str, redis_cluster: RedisClusterServers | None
+) -> redis.Redis | RedisCluster:
+    """A plain client on the suite's Redis database, emptied for this test: in the
+    cluster mode, a cluster client, every primary emptied."""
+    client: redis.Redis | RedisCluster
+    client = redis.Redis.from_url(redis_url) if redis_cluster is None else redis_cluster.client()
     client.flushdb()
     return client
 

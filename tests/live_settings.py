@@ -2,7 +2,8 @@
 
 tests/settings.py, and from the environment (set by tests/test_reauth_burst.py):
 ``LIVE_DATABASE_URL`` (a database of the server's own), ``LIVE_SESSION_ENGINE``,
-``LIVE_REDIS_URL`` and ``LIVE_REDIS_KEY_PREFIX``, and optionally ``LIVE_CONN_MAX_AGE``
+``LIVE_REDIS_URL`` and ``LIVE_REDIS_KEY_PREFIX`` (and ``LIVE_REDIS_CLUSTER=1`` when the
+URL lists the nodes of a Redis Cluster), and optionally ``LIVE_CONN_MAX_AGE``
 (seconds, or ``none`` for connections kept for good) and ``LIVE_STATEMENT_TIMEOUT_MS`` (on
 PostgreSQL), ``LIVE_CSP=1`` to serve every page under a Content Security Policy
 (tests/csp.py), ``LIVE_ACTIVITY_RESOLUTION`` and ``LIVE_MAX_PER_USER`` (the settings
@@ -25,7 +26,13 @@ if (max_age := os.environ.get("LIVE_CONN_MAX_AGE")) is not None:
 if timeout := os.environ.get("LIVE_STATEMENT_TIMEOUT_MS"):
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={timeout}"
 SESSION_ENGINE = os.environ["LIVE_SESSION_ENGINE"]
-CACHES["default"]["LOCATION"] = os.environ["LIVE_REDIS_URL"]  # noqa: F405
+# LIVE_REDIS_CLUSTER=1: LIVE_REDIS_URL lists the nodes of a Redis Cluster, comma-separated.
+SECURE_SESSIONS_REDIS_CLUSTER = os.environ.get("LIVE_REDIS_CLUSTER") == "1"
+CACHES["default"]["LOCATION"] = (  # noqa: F405
+    os.environ["LIVE_REDIS_URL"].split(",")
+    if SECURE_SESSIONS_REDIS_CLUSTER
+    else os.environ["LIVE_REDIS_URL"]
+)
 CACHES["default"]["KEY_PREFIX"] = os.environ["LIVE_REDIS_KEY_PREFIX"]  # noqa: F405
 if sentinels := os.environ.get("LIVE_REDIS_SENTINELS"):
     options = cast("dict[str, Any]", CACHES["default"]["OPTIONS"])  # noqa: F405

@@ -21,6 +21,21 @@ tests/settings.py reads for ``CACHES``, and returned by the session fixture ``re
 Tests that need servers of their own start them with ``start_throwaway`` (a server, or
 the replica of one) and ``replicated_redis`` (a primary, its replica and a Sentinel
 watching them, for failover tests).
+
+Redis Cluster, the third Redis mode beside a single server (and Sentinel):
+
+``REDIS_CLUSTER``
+    ``1`` runs the Redis engine's tests on a throwaway Redis Cluster of three primaries,
+    started with ``redis-server --cluster-enabled yes`` and ``redis-cli --cluster create``
+    in temporary directories and stopped when pytest exits. Its nodes' URLs are published
+    in ``TEST_REDIS_CLUSTER_URLS`` (comma-separated), which makes tests/settings.py set
+    ``SECURE_SESSIONS_REDIS_CLUSTER = True`` with them as the cache's ``LOCATION``.
+``REDIS_CLUSTER_PORT``
+    The first of the loopback ports the cluster's nodes take (each also takes its port +
+    10000 for the cluster bus); free ports below 30000 by default.
+``REQUIRE_REDIS_CLUSTER``
+    ``1`` turns a cluster that can't be started into an error that stops the run (CI sets
+    it); otherwise the Redis tests are skipped, and the report header says why loudly.
 """
 
 from __future__ import annotations
@@ -42,6 +57,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
 TEST_DATABASE = 15
@@ -80,6 +96,154 @@ class RedisServer:
 
 
 server_key = pytest.StashKey[RedisServer]()
+cluster_key = pytest.StashKey["RedisClusterServers | None"]()
+CLUSTER_URLS_VARIABLE = "TEST_REDIS_CLUSTER_URLS"
+# Short, so that a failover (tests/test_cluster_failover.py) takes a second or two.
+CLUSTER_NODE_TIMEOUT_MS = 1000
+CLUSTER_PRIMARIES = 3
+
+
+@dataclass
+class RedisClusterServers:
+    """A throwaway Redis Cluster: its nodes (primaries first, then replicas), or why there
+    is none (``unavailable``)."""
+
+    nodes: list[RedisServer]
+    unavailable: str | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(urlsplit(url).port or 0) for url in self.urls]
+
+    def client(self) -> RedisCluster:
+        """A cluster client on these nodes."""
+        nodes = [ClusterNode("127.0.0.1", port) for port in self.ports]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=nodes, socket_timeout=5, socket_connect_timeout=5)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def cluster_port_pair() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            # Ephemeral ports are above 32768: take one below 30000 instead.
+            port = 20000 + port % 10000
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+CLUSTER_NODE_OPTIONS = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-node-timeout",
+    str(CLUSTER_NODE_TIMEOUT_MS),
+]
+
+
+def start_cluster(
+    primaries: int = CLUSTER_PRIMARIES, first_port: int | None = None
+) -> RedisClusterServers:
+    """Start ``primaries`` cluster-enabled servers, join them with ``redis-cli --cluster
+    create``, and wait until every node says the cluster is ok."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        return RedisClusterServers([], unavailable="redis-server or redis-cli is not on PATH")
+    ports = (
+        [cluster_port_pair() for _ in range(primaries)]
+        if first_port is None
+        else list(range(first_port, first_port + primaries))
+    )
+    cluster = RedisClusterServers([])
+    for port in ports:
+        node = start_throwaway(server, "a cluster node", port=port, extra=CLUSTER_NODE_OPTIONS)
+        cluster.nodes.append(node)
+        if node.unavailable is not None:
+            cluster.stop()
+            cluster.unavailable = node.unavailable
+            return cluster
+    addresses = [f"127.0.0.1:{port}" for port in ports]
+    problem = run_cli(cli, "--cluster", "create", *addresses, "--cluster-yes")
+    problem = problem or wait_until_formed(cluster)
+    if problem is not None:
+        cluster.stop()
+        cluster.unavailable = f"the throwaway Redis Cluster did not form ({problem})"
+    return cluster
+
+
+def add_replica(
+    cluster: RedisClusterServers, primary_port: int, port: int | None = None
+) -> str | None:
+    """Start one more node, as a replica of the primary on ``primary_port``, and wait
+    until it is in sync: None, or why it could not."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    assert server is not None
+    assert cli is not None
+    port = cluster_port_pair() if port is None else port
+    node = start_throwaway(server, "a replica", port=port, extra=CLUSTER_NODE_OPTIONS)
+    cluster.nodes.append(node)
+    if node.unavailable is not None:
+        return node.unavailable
+    with redis.Redis(port=primary_port) as primary:
+        primary_id = primary.cluster("myid")
+    primary_id = primary_id.decode() if isinstance(primary_id, bytes) else str(primary_id)
+    problem = run_cli(
+        cli,
+        "--cluster",
+        "add-node",
+        f"127.0.0.1:{port}",
+        f"127.0.0.1:{primary_port}",
+        "--cluster-slave",
+        "--cluster-master-id",
+        primary_id,
+    )
+    return problem or wait_until_formed(cluster)
+
+
+def run_cli(cli: str, *args: str) -> str | None:
+    """Run ``redis-cli`` with ``args``; None if it succeeded, else its output."""
+    done = subprocess.run(  # noqa: S603 - our own command line
+        [cli, *args], capture_output=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        return (done.stdout + done.stderr).decode(errors="replace")[-1000:]
+    return None
+
+
+def wait_until_formed(cluster: RedisClusterServers) -> str | None:
+    """Poll (briefly) until every node reports ``cluster_state:ok`` and knows every
+    other node, and every replica has synced with its primary."""
+    deadline = time.monotonic() + STARTUP_SECONDS * 3
+    clients = [redis.Redis(port=port, socket_timeout=2) for port in cluster.ports]
+    try:
+        while time.monotonic() < deadline:
+            if all(formed(client, len(clients)) for client in clients):
+                return None
+            time.sleep(0.1)
+    finally:
+        for client in clients:
+            client.close()
+    return "cluster_state never became ok on every node"
+
+
+def formed(client: redis.Redis, nodes: int) -> bool:
+    info = client.cluster("info")
+    if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != nodes:
+        return False
+    replication = client.info("replication")
+    return replication["role"] == "master" or replication.get("master_link_status") == "up"
 
 
 def with_test_database(url: str) -> str:
@@ -121,6 +285,7 @@ def start_throwaway(
     port: int | None = None,
     persist_in: str | None = None,
     replica_of: int | None = None,
+    extra: list[str] | None = None,
 ) -> RedisServer:
     """Start ``redis-server`` on a free port (or ``port``) and wait for it. It keeps nothing
     on disk, in a temporary directory, unless ``persist_in`` names a directory: there it
@@ -140,8 +305,11 @@ def start_throwaway(
     command += ["--repl-diskless-sync-delay", "0"]
     if replica_of is not None:
         command += ["--replicaof", "127.0.0.1", str(replica_of)]
+    command += extra or []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
-    url = with_test_database(f"redis://127.0.0.1:{port}")
+    url = f"redis://127.0.0.1:{port}"
+    if "--cluster-enabled" not in command:  # a cluster node has database 0 only
+        url = with_test_database(url)
     return _started(
         RedisServer(url, f"throwaway redis-server at {url} ({why})", None, process, directory),
         why,
@@ -342,17 +510,50 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
         raise pytest.UsageError(msg)
     early_config.stash[server_key] = server
     os.environ[RESOLVED_URL_VARIABLE] = server.url
+    early_config.stash[cluster_key] = find_cluster(early_config)
     return (yield)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def find_cluster(config: pytest.Config) -> RedisClusterServers | None:
+    """The throwaway cluster of ``REDIS_CLUSTER=1``, or None in the other modes."""
+    must_have = required("REQUIRE_REDIS_CLUSTER")
+    if not (required("REDIS_CLUSTER") or must_have):
+        return None
+    port = os.environ.get("REDIS_CLUSTER_PORT")
+    cluster = start_cluster(first_port=int(port) if port else None)
+    config.add_cleanup(cluster.stop)
+    if cluster.unavailable is not None and must_have:
+        msg = f"REQUIRE_REDIS_CLUSTER=1 but Redis Cluster is not available: {cluster.unavailable}."
+        raise pytest.UsageError(msg)
+    if cluster.unavailable is None:
+        os.environ[CLUSTER_URLS_VARIABLE] = ",".join(cluster.urls)
+    return cluster
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     server = config.stash[server_key]
     if server.unavailable is None:
-        return f"redis: {server.description}"
-    return (
-        f"redis: !!! NOT AVAILABLE, TESTS THAT NEED REDIS ARE SKIPPED !!! {server.unavailable}. "
-        "Set REDIS_URL or put redis-server on PATH; REQUIRE_REDIS=1 makes this an error."
-    )
+        lines = [f"redis: {server.description}"]
+    else:
+        lines = [
+            f"redis: !!! NOT AVAILABLE, TESTS THAT NEED REDIS ARE SKIPPED !!! "
+            f"{server.unavailable}. Set REDIS_URL or put redis-server on PATH; "
+            "REQUIRE_REDIS=1 makes this an error."
+        ]
+    cluster = config.stash[cluster_key]
+    if cluster is None:
+        lines.append(
+            "redis cluster: not this run (REDIS_CLUSTER=1 runs the Redis tests on a "
+            "throwaway Redis Cluster)"
+        )
+    elif cluster.unavailable is None:
+        lines.append(f"redis cluster: the Redis tests run on {', '.join(cluster.urls)}")
+    else:
+        lines.append(
+            f"redis cluster: !!! NOT AVAILABLE, TESTS THAT NEED REDIS ARE SKIPPED !!! "
+            f"{cluster.unavailable}. REQUIRE_REDIS_CLUSTER=1 makes this an error."
+        )
+    return lines
 
 
 @pytest.fixture
@@ -370,8 +571,54 @@ def redis_executable() -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(pytestconfig: pytest.Config) -> str:
-    """URL of the Redis database the suite uses (the one in ``CACHES``), or skip the test."""
+    """URL of the Redis database the suite uses (the one in ``CACHES``), or skip the test.
+
+    In the cluster mode (``REDIS_CLUSTER=1``), the URL of the cluster's first node."""
+    cluster = pytestconfig.stash[cluster_key]
+    if cluster is not None:
+        if cluster.unavailable is not None:
+            pytest.skip(f"REDIS CLUSTER NOT AVAILABLE: {cluster.unavailable}")
+        return cluster.urls[0]
     server = pytestconfig.stash[server_key]
     if server.unavailable is not None:
         pytest.skip(f"REDIS NOT AVAILABLE: {server.unavailable}")
     return server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(pytestconfig: pytest.Config) -> RedisClusterServers | None:
+    """The suite's Redis Cluster in the cluster mode, else None."""
+    return pytestconfig.stash[cluster_key]
+
+
+@dataclass
+class LiveRedis:
+    """Where a server of a test (tests/live_server.py) keeps its Redis sessions: a
+    database of the suite's server, or in the cluster mode the suite's cluster."""
+
+    url: str
+    cluster: RedisClusterServers | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The server's environment for it (see tests/live_settings.py)."""
+        return {"LIVE_REDIS_URL": self.url, "LIVE_REDIS_CLUSTER": "1" if self.cluster else ""}
+
+    def client(self) -> redis.Redis | RedisCluster:
+        return redis.Redis.from_url(self.url) if self.cluster is None else self.cluster.client()
+
+    def delete_prefixed(self, prefix: str) -> None:
+        """Delete every key under ``prefix``: what the server stored."""
+        with self.client() as client:
+            for name in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(name)
+
+
+def live_redis(request: pytest.FixtureRequest, database: int) -> LiveRedis:
+    """The ``LiveRedis`` of a test's server: database ``database`` of the suite's Redis, or
+    the suite's cluster (skipped, like ``redis_url``, when there is none)."""
+    suite_url: str = request.getfixturevalue("redis_url")
+    cluster: RedisClusterServers | None = request.getfixturevalue("redis_cluster")
+    if cluster is not None:
+        return LiveRedis(",".join(cluster.urls), cluster)
+    return LiveRedis(urlsplit(suite_url)._replace(path=f"/{database}").geturl())

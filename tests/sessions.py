@@ -10,7 +10,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,8 +26,10 @@ from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from redis.cluster import RedisCluster
 
 from django_secure_sessions.backends import db as db_engine
+from django_secure_sessions.backends import routing
 from django_secure_sessions.backends.base import (
     USER_ID_KEY,
     PendingWrite,
@@ -48,8 +50,9 @@ SAFARI_ON_IPHONE = (
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
 )
 
-# What a new Redis connection sends before its first command: not a request's round trip.
-CONNECTION_HANDSHAKE = frozenset({"hello", "select", "client", "auth"})
+# What a new Redis connection sends before its first command: not a request's round trip
+# (a new cluster client also asks for the cluster's layout and the commands' key specs).
+CONNECTION_HANDSHAKE = frozenset({"hello", "select", "client", "auth", "cluster", "command"})
 
 # The Redis key layout (documented in docs/reference/engines.rst), without KEY_PREFIX.
 REDIS_SESSION_PREFIX = "secure_sessions:s:"
@@ -86,7 +89,7 @@ class Storage:
     engine, a plain Redis client (``redis_client``) for the redis engine."""
 
     engine: str
-    redis_client: redis.Redis | None
+    redis_client: redis.Redis | RedisCluster | None
 
     @classmethod
     def of(cls, request: pytest.FixtureRequest) -> Storage:
@@ -95,7 +98,7 @@ class Storage:
         return cls(engine, client)
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> redis.Redis | RedisCluster:
         assert self.redis_client is not None, "only for the redis engine"
         return self.redis_client
 
@@ -104,15 +107,19 @@ class Storage:
         if self.redis_client is None:
             return set(SecureSession.objects.values_list("id", flat=True))
         names = self.redis_client.scan_iter(match=REDIS_SESSION_PREFIX + "*")
-        return {text(name).removeprefix(REDIS_SESSION_PREFIX) for name in names}
+        return {redis_session_id(text(name)) for name in names}
 
     def user_index(self, user_id: str) -> set[str]:
-        """The session ids stored for a user: rows with its user id, or its Redis index."""
+        """The session ids stored for a user: rows with its user id, or its Redis index
+        (on Cluster, its indexes: one per routing tag its sessions can carry)."""
         if self.redis_client is None:
             rows = SecureSession.objects.filter(user_id=user_id)
             return set(rows.values_list("id", flat=True))
-        members = self.redis_client.zrange(REDIS_INDEX_PREFIX + user_id, 0, -1)
-        return {text(member) for member in members}
+        return {
+            text(member)
+            for name in redis_index_names(user_id)
+            for member in self.redis_client.zrange(name, 0, -1)
+        }
 
     def dump(self) -> dict[Any, Any]:
         """Everything stored, to compare before and after."""
@@ -162,7 +169,7 @@ class Storage:
             row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
             stored = row.first()
             return None if stored is None else db_engine.signed_text(stored)
-        value: bytes | str | None = self.client.hget(REDIS_SESSION_PREFIX + session_id, "r")
+        value: bytes | str | None = self.client.hget(redis_session_name(session_id), "r")
         return value
 
     def stored(self, session_id: str) -> bytes | None:
@@ -172,7 +179,7 @@ class Storage:
             row = SecureSession.objects.filter(pk=session_id).values_list("data", flat=True)
             column = row.first()
             return None if column is None else bytes(column)
-        value = self.client.hget(REDIS_SESSION_PREFIX + session_id, "r")
+        value = self.client.hget(redis_session_name(session_id), "r")
         assert value is None or isinstance(value, bytes)
         return value
 
@@ -183,7 +190,7 @@ class Storage:
             column = zlib.compress(value.encode()) if isinstance(value, str) else value
             assert SecureSession.objects.filter(pk=session_id).update(data=column) == 1
         else:
-            name = REDIS_SESSION_PREFIX + session_id
+            name = redis_session_name(session_id)
             assert self.redis_client.exists(name)
             self.redis_client.hset(name, "r", value)
 
@@ -202,23 +209,64 @@ class Storage:
         if self.redis_client is None:
             yield
             return
+        # On Cluster, every primary is watched so.
         sentinel = f"ECHO end-of-block-{uuid.uuid4().hex}"
-        with self.redis_client.monitor() as monitor:  # type: ignore[no-untyped-call]
+        nodes = redis_nodes(self.client)
+        with ExitStack() as stack:
+            monitors = [stack.enter_context(node.monitor()) for node in nodes]  # type: ignore[no-untyped-call]
             yield
-            self.redis_client.echo(sentinel.split()[1])
-            seen = []
-            while (entry := monitor.next_command())["command"] != sentinel:
-                seen.append(entry)
-        ours = entry["client_port"]  # the connection that sent the sentinel
-        database = self.redis_client.connection_pool.connection_kwargs.get("db", 0)
-        for entry in seen:
-            name = entry["command"].split()[0].lower()
-            if entry["db"] != database or name in CONNECTION_HANDSHAKE:
-                continue  # another program's database, or a connection opening
-            if entry["client_type"] == "lua":
-                trips.script_commands[name] += 1
-            elif entry["client_port"] != ours:
-                trips.commands[name] += 1
+            for node, monitor in zip(nodes, monitors, strict=True):
+                node.echo(sentinel.split()[1])
+                seen = []
+                while (entry := monitor.next_command())["command"] != sentinel:
+                    seen.append(entry)
+                ours = entry["client_port"]  # the connection that sent the sentinel
+                database = node.connection_pool.connection_kwargs.get("db", 0)
+                for entry in seen:
+                    name = entry["command"].split()[0].lower()
+                    if entry["db"] != database or name in CONNECTION_HANDSHAKE:
+                        continue  # another program's database, or a connection opening
+                    if entry["client_type"] == "lua":
+                        trips.script_commands[name] += 1
+                    elif entry["client_port"] != ours:
+                        trips.commands[name] += 1
+
+
+def redis_nodes(client: redis.Redis | RedisCluster) -> list[redis.Redis]:
+    """A client on each server that holds data: the one, or each primary of a cluster."""
+    if isinstance(client, redis.Redis):
+        return [client]
+    return [client.get_redis_connection(node) for node in client.get_primaries()]  # type: ignore[no-untyped-call]
+
+
+def redis_session_name(session_id: str) -> str:
+    """The Redis name of a session's hash (without KEY_PREFIX), in either Redis mode."""
+    if not routing.enabled():
+        return REDIS_SESSION_PREFIX + session_id
+    tag, rest = session_id[: routing.TAG_LENGTH], session_id[routing.TAG_LENGTH :]
+    return f"{REDIS_SESSION_PREFIX}{{{tag}}}{rest}"
+
+
+def redis_session_id(name: str) -> str:
+    """The id of the session whose hash is named ``name`` (the inverse of the above)."""
+    found = name.removeprefix(REDIS_SESSION_PREFIX)
+    return found.replace("{", "", 1).replace("}", "", 1) if routing.enabled() else found
+
+
+def importable_key(user_id: str) -> str:
+    """A key of another engine that ``import_session`` takes for ``user_id``'s session: on
+    Redis Cluster, one with the user's routing tag (others are refused there)."""
+    if not routing.enabled():
+        return "i" * 32
+    return routing.user_tag(user_id) + "i" * routing.RANDOM_LENGTH
+
+
+def redis_index_names(user_id: str) -> list[str]:
+    """The Redis names of a user's indexes (without KEY_PREFIX): one, or on Cluster one
+    per routing tag the user's sessions can carry."""
+    if not routing.enabled():
+        return [REDIS_INDEX_PREFIX + user_id]
+    return [f"{REDIS_INDEX_PREFIX}{{{tag}}}{user_id}" for tag in routing.user_tags(user_id)]
 
 
 def text(value: Any) -> str:

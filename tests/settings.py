@@ -119,3 +119,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 USE_TZ = True
 STATIC_URL = "static/"
+
+# The cluster mode of the suite (REDIS_CLUSTER=1, see tests/redis_server.py): the Redis
+# engine reaches the cluster's nodes, named in the cache's LOCATION.
+if CLUSTER_URLS := os.environ.get("TEST_REDIS_CLUSTER_URLS"):
+    CACHES["default"]["LOCATION"] = CLUSTER_URLS.split(",")
+    SECURE_SESSIONS_REDIS_CLUSTER = True

@@ -44,7 +44,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
-from tests.sessions import capture
+from tests.sessions import capture, importable_key
 
 LOGIN = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 SESSIONS = "/admin/django_secure_sessions/securesession/"
@@ -287,7 +287,9 @@ def test_the_sessions_page_says_unknown_device_and_how_the_session_began(
 ) -> None:
     importer = make_user(username="imported-user")
     store_class.import_session(
-        "i" * 32, {USER_ID_KEY: str(importer.pk)}, int(LOGIN.timestamp()) + 3600
+        importable_key(str(importer.pk)),
+        {USER_ID_KEY: str(importer.pk)},
+        int(LOGIN.timestamp()) + 3600,
     )
     scripted = make_user(username="scripted-user")
     Browser().force_login(scripted)

@@ -339,7 +339,10 @@ def test_the_cost_of_listing_and_revoking_does_not_grow_with_other_users_session
         for action in (list_user_sessions, revoke_user_sessions):
             with storage.round_trips() as trips:
                 action(user)
-            measured.append((trips.total, sum(trips.script_commands.values())))
+            # An EVAL follows the first EVALSHA of a script on a server that has not
+            # cached it yet: each primary of a cluster caches its own.
+            total = trips.total - trips.commands["eval"]
+            measured.append((total, sum(trips.script_commands.values())))
         return measured
 
     costs(make_user())  # Redis caches its scripts on first use (EVALSHA, then EVAL)

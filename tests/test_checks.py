@@ -37,6 +37,15 @@ SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 REDIS_ENGINE = "django_secure_sessions.backends.redis"
 
 
+@pytest.fixture(autouse=True)
+def default_redis_mode(settings: SettingsWrapper) -> None:
+    """The checks are tested from the default settings; the cluster mode of the suite
+    (tests/settings.py) sets SECURE_SESSIONS_REDIS_CLUSTER. (Set to its default rather
+    than deleted: a deleted setting comes back without a setting_changed signal, and the
+    values derived from it would be stale.)"""
+    settings.SECURE_SESSIONS_REDIS_CLUSTER = False
+
+
 def messages(*, deploy: bool = False) -> list[CheckMessage]:
     """The messages of this app, from every registered check, as manage.py check runs them."""
     return [
@@ -157,6 +166,47 @@ def test_engine_raising_on_import_is_e005(
 def test_engine_of_wrong_type_is_e005(settings: SettingsWrapper) -> None:
     settings.SESSION_ENGINE = 42
     assert "not int" in only("secure_sessions.E005").msg
+
+
+# SECURE_SESSIONS_REDIS_CLUSTER: the cache's LOCATION names the nodes: E007.
+
+
+def cluster_cache(**entry: Any) -> dict[str, Any]:
+    return {"default": {"BACKEND": "django_redis.cache.RedisCache", **entry}}
+
+
+def test_redis_cluster_with_node_urls_is_silent(settings: SettingsWrapper) -> None:
+    settings.SESSION_ENGINE = REDIS_ENGINE
+    settings.SECURE_SESSIONS_REDIS_CLUSTER = True
+    settings.CACHES = cluster_cache(
+        LOCATION=["redis://10.0.0.1:6379", "rediss://10.0.0.2:6379/0"], KEY_PREFIX="shop"
+    )
+    assert messages() == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"LOCATION": "redis://10.0.0.1:6379/3"}, "names a database (a cluster has only 0)"),
+        ({"LOCATION": "10.0.0.1:6379"}, "is not a redis:// URL of a node"),
+        ({"LOCATION": [6379]}, "is not a URL or a list of URLs"),
+        (
+            {"LOCATION": "redis://10.0.0.1:6379", "KEY_PREFIX": "{shop}"},
+            "has a brace, which Redis Cluster reads as a hash tag",
+        ),
+    ],
+)
+def test_redis_cluster_with_a_bad_cache_is_e007(
+    settings: SettingsWrapper, entry: dict[str, Any], problem: str
+) -> None:
+    settings.SESSION_ENGINE = REDIS_ENGINE
+    settings.SECURE_SESSIONS_REDIS_CLUSTER = True
+    settings.CACHES = cluster_cache(**entry)
+
+    message = only("secure_sessions.E007")
+
+    assert message.msg.startswith("SECURE_SESSIONS_REDIS_CLUSTER is True, but in CACHES")
+    assert message.msg.endswith(f"{problem}.")
 
 
 # The Redis engine needs django-redis: E006.
@@ -360,6 +410,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "REAUTH_USER_FAILURE_WINDOW": [None, 0, "900", -1, timedelta(milliseconds=500)],
     "REAUTH_FORM": [None, 1, "ReauthForm", "my forms.Form", "a..b", ["a.B"]],
     "MAX_SIZE": [0, -1, "16384", None, True],
+    "REDIS_CLUSTER": [1, "yes", None, ["redis://127.0.0.1:7000"]],
     "PASSIVE_URLS": [
         "^/health/",
         ["("],
@@ -389,6 +440,7 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "REAUTH_USER_FAILURE_WINDOW": [1, 900, timedelta(hours=1)],
     "REAUTH_FORM": ["django_secure_sessions.forms.ReauthForm", "myproject.forms.ConfirmForm"],
     "MAX_SIZE": [1, 1_000_000],
+    "REDIS_CLUSTER": [False, True],
     "PASSIVE_URLS": [[], [r"^/health/$", r"^/api/poll/(?P<id>\d+)/$"]],
     "FORBIDDEN_KEYS": [[], ["token"], ("access_token", r"\bpin\b")],
 }
@@ -628,6 +680,7 @@ EXPECTED_IDS = {
     "secure_sessions.E004",
     "secure_sessions.E005",
     "secure_sessions.E006",
+    "secure_sessions.E007",
     "secure_sessions.W010",
     "secure_sessions.W011",
     "secure_sessions.W012",

@@ -19,6 +19,7 @@ acknowledged and what storage holds afterwards, and print the counts (``pytest -
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -34,15 +35,17 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-import redis
 from django.conf import settings
+from django.test import override_settings
 
 from django_secure_sessions.backends.base import session_id_for_key
 from django_secure_sessions.models import SecureSession
 from tests.live_client import LOGIN_PATH, Browser, Response, live_env, own_database
 from tests.live_server import PASSWORD
+from tests.redis_server import LiveRedis, live_redis
 from tests.served import ServedProcess, launch
 
+REDIS_ENGINE = "django_secure_sessions.backends.redis"
 MAX_PER_USER = 3
 IDLE_TIMEOUT = 1800  # SECURE_SESSIONS_IDLE_TIMEOUT's default
 # The Redis database of the servers (not the suite's, which other tests empty).
@@ -66,8 +69,18 @@ class Live:
     server: ServedProcess
     engine: str
     database_url: str
-    redis_url: str
+    redis: LiveRedis
     redis_prefix: str
+
+    def session_id(self, key: str | None) -> str:
+        """The id the server stores the session of ``key`` under: on Redis Cluster, the
+        routed id (backends/routing.py), which this process computes only with the Redis
+        engine configured."""
+        assert key is not None
+        if self.redis.cluster is None:
+            return session_id_for_key(key)
+        with override_settings(SESSION_ENGINE=REDIS_ENGINE, SECURE_SESSIONS_REDIS_CLUSTER=True):
+            return session_id_for_key(key)
 
     def stored_ids(self, username: str) -> set[str]:
         """The ids of the sessions of ``username`` that storage holds."""
@@ -76,13 +89,15 @@ class Live:
             table = SecureSession._meta.db_table
             query = f'SELECT id FROM "{table}" WHERE user_id = {{}}'  # noqa: S608
             return {session_id for (session_id,) in self._rows(query, [user_id])}
-        # Each session's hash names the index of its user (see backends/redis.py).
-        keys, index = f"{self.redis_prefix}:secure_sessions:", f"u:{user_id}"
-        with redis.Redis.from_url(self.redis_url) as client:
+        # Each session's hash names the index of its user (see backends/redis.py); on
+        # Redis Cluster, with the session's routing tag: u:{<tag>}<user id>.
+        keys = f"{self.redis_prefix}:secure_sessions:"
+        index = re.compile(rf"{re.escape(keys)}u:(\{{[0-9a-f]+\}})?{user_id}")
+        with self.redis.client() as client:
             return {
-                name.decode().rsplit(":", 1)[1]
+                name.decode().rsplit(":", 1)[1].replace("{", "").replace("}", "")
                 for name in client.scan_iter(match=f"{keys}s:*", count=1000)
-                if client.hget(name, "u") == f"{keys}{index}".encode()
+                if index.fullmatch((client.hget(name, "u") or b"").decode())
             }
 
     def _rows(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -100,30 +115,29 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     engine: str = request.param
-    redis_url = "redis://127.0.0.1:6379/0"  # what the db engine's server never uses
+    # What the db engine's server never uses.
+    own_redis = LiveRedis("redis://127.0.0.1:6379/0")
     if engine == "redis":
-        suite_url: str = request.getfixturevalue("redis_url")
-        redis_url = urlsplit(suite_url)._replace(path=f"/{LIVE_REDIS_DATABASE}").geturl()
+        own_redis = live_redis(request, LIVE_REDIS_DATABASE)
     directory = tmp_path_factory.mktemp(f"concurrency-{engine}")
     with own_database(directory) as database_url:
         env = live_env(
             f"django_secure_sessions.backends.{engine}",
             database_url,
-            redis_url,
+            own_redis.url,
             LIVE_CLOCK="1",
+            LIVE_REDIS_CLUSTER=own_redis.env["LIVE_REDIS_CLUSTER"],
             LIVE_ACTIVITY_RESOLUTION="0",
             LIVE_MAX_PER_USER=str(MAX_PER_USER),
         )
         served = launch("tests.live_server", env, directory / "server.log", LOGIN_PATH)
         prefix = env["LIVE_REDIS_KEY_PREFIX"]
         try:
-            yield Live(served, engine, database_url, redis_url, prefix)
+            yield Live(served, engine, database_url, own_redis, prefix)
         finally:
             served.stop()
             if engine == "redis":
-                with redis.Redis.from_url(redis_url) as client:
-                    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-                        client.delete(key)
+                own_redis.delete_prefixed(prefix)
 
 
 def assert_no_server_error(live: Live) -> None:
@@ -367,7 +381,7 @@ def test_session_ended_during_parallel_requests_never_comes_back(live: Live, fau
     other.sign_in(username)
     assert other.request("GET", "/notes/kept/?value=yes").status == HTTPStatus.OK
     assert tab.session_key is not None
-    target_id, old_key = session_id_for_key(tab.session_key), tab.session_key
+    target_id, old_key = live.session_id(tab.session_key), tab.session_key
     assert target_id in live.stored_ids(username)
 
     traffic = Traffic(live.server, tab.cookies, writers=2)
@@ -404,7 +418,7 @@ def test_session_ended_during_parallel_requests_never_comes_back(live: Live, fau
         assert notes_of(other) == (username, {"kept": "yes"})  # its write is kept
         assert target_id not in listed_ids(other)
         assert other.session_key is not None
-        assert live.stored_ids(username) == {session_id_for_key(other.session_key)}
+        assert live.stored_ids(username) == {live.session_id(other.session_key)}
     else:
         assert notes_of(other) == ("", {})
         assert live.stored_ids(username) == set()
@@ -449,5 +463,5 @@ def test_parallel_logins_over_max_per_user_keep_exactly_the_limit(live: Live) ->
     )
     assert len(stored) == MAX_PER_USER
     assert len(signed_in) == MAX_PER_USER
-    assert {session_id_for_key(b.session_key or "") for b in signed_in} == stored == listed
+    assert {live.session_id(b.session_key) for b in signed_in} == stored == listed
     assert_no_server_error(live)

@@ -29,6 +29,7 @@ from django.db import OperationalError, connection
 from django.db.backends.utils import CursorWrapper
 from django.test import AsyncClient, Client, override_settings
 from pytest_django.fixtures import Settings as SettingsWrapper
+from redis.cluster import RedisCluster
 
 from django_secure_sessions import signals
 from django_secure_sessions.backends.base import (
@@ -47,7 +48,7 @@ from django_secure_sessions.timeouts import EXPIRY_GRACE
 from tests.browsing import AsyncClientFrom
 from tests.factories import PASSWORD
 from tests.redis_server import free_port
-from tests.sessions import capture, rival_saves_before_writes
+from tests.sessions import capture, redis_nodes, redis_session_name, rival_saves_before_writes
 from tests.user_agents import (
     CHROME_119_WINDOWS,
     CHROME_120_WINDOWS,
@@ -228,14 +229,18 @@ def _detach(wrapper: _SessionUpdates) -> None:
     connection.execute_wrappers.remove(wrapper)
 
 
-def _script_runs(client: redis.Redis) -> int:
-    """How many Lua scripts the Redis server ran successfully, all clients together."""
-    stats: dict[str, dict[str, int]] = client.info("commandstats")
-    return sum(
-        stats.get(f"cmdstat_{name}", {}).get("calls", 0)
-        - stats.get(f"cmdstat_{name}", {}).get("failed_calls", 0)
-        for name in ("evalsha", "eval")
-    )
+def _script_runs(client: redis.Redis | RedisCluster) -> int:
+    """How many Lua scripts the Redis server (every primary of a cluster) ran
+    successfully, all clients together."""
+    total = 0
+    for node in redis_nodes(client):
+        stats: dict[str, dict[str, int]] = node.info("commandstats")
+        total += sum(
+            stats.get(f"cmdstat_{name}", {}).get("calls", 0)
+            - stats.get(f"cmdstat_{name}", {}).get("failed_calls", 0)
+            for name in ("evalsha", "eval")
+        )
+    return total
 
 
 @dataclass
@@ -251,7 +256,7 @@ class WriteCounter:
     """
 
     engine: str
-    redis: redis.Redis | None = field(default=None)
+    redis: redis.Redis | RedisCluster | None = field(default=None)
 
     @asynccontextmanager
     async def count(self) -> AsyncIterator[Writes]:
@@ -540,7 +545,7 @@ async def test_the_cookie_and_the_record_never_outlive_the_session(
         assert meta.expires == START_EPOCH + elapsed + time_left <= absolute_expiry
         if engine == "redis":
             client: redis.Redis = request.getfixturevalue("redis_client")
-            ttl = client.ttl(f"secure_sessions:s:{session_id_for_key(key)}")
+            ttl = client.ttl(redis_session_name(session_id_for_key(key)))
             assert 0 < ttl <= time_left + EXPIRY_GRACE
 
 
@@ -1205,7 +1210,7 @@ async def storage_down(engine: str) -> AsyncIterator[None]:
     statement on the db engine's table raising the database's OperationalError."""
     if engine == "redis":
         default = settings.CACHES["default"]
-        unreachable = {**default, "LOCATION": f"redis://127.0.0.1:{free_port()}/15"}
+        unreachable = {**default, "LOCATION": f"redis://127.0.0.1:{free_port()}"}
         # The async clients of this event loop are replaced with the settings: closed.
         await aclose_connections()
         with override_settings(CACHES={"default": unreachable}):

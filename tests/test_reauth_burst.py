@@ -17,14 +17,13 @@ import secrets
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from http import HTTPStatus
-from urllib.parse import urlsplit
 
 import pytest
-import redis
 
 from tests.gate import Gate
 from tests.live_client import LOGIN_PATH, REQUEST_TIMEOUT, Browser, Response, own_database
 from tests.live_server import PASSWORD
+from tests.redis_server import LiveRedis, live_redis
 from tests.served import ServedProcess, launch
 
 MAX_FAILURES = 5  # SECURE_SESSIONS_REAUTH_MAX_FAILURES's default
@@ -61,10 +60,10 @@ def server(
 ) -> Iterator[ServedProcess]:
     """The suite's project on a real server, on each engine in turn."""
     engine: str = request.param
-    redis_url = "redis://127.0.0.1:6379/0"  # what the db engine's server never uses
+    # What the db engine's server never uses.
+    own_redis = LiveRedis("redis://127.0.0.1:6379/0")
     if engine == "redis":
-        suite_url: str = request.getfixturevalue("redis_url")
-        redis_url = urlsplit(suite_url)._replace(path=f"/{LIVE_REDIS_DATABASE}").geturl()
+        own_redis = live_redis(request, LIVE_REDIS_DATABASE)
     prefix = f"live-{secrets.token_hex(4)}"
     directory = tmp_path_factory.mktemp(f"live-{engine}")
     with own_database(directory) as database_url:
@@ -72,17 +71,15 @@ def server(
             "DJANGO_SETTINGS_MODULE": "tests.live_settings",
             "LIVE_DATABASE_URL": database_url,
             "LIVE_SESSION_ENGINE": f"django_secure_sessions.backends.{engine}",
-            "LIVE_REDIS_URL": redis_url,
             "LIVE_REDIS_KEY_PREFIX": prefix,
             "LIVE_GATE": gate.address,
+            **own_redis.env,
         }
         served = launch("tests.live_server", env, directory / "server.log", LOGIN_PATH)
         yield served
         served.stop()
     if engine == "redis":
-        with redis.Redis.from_url(redis_url) as client:
-            for key in client.scan_iter(match=f"{prefix}*", count=1000):
-                client.delete(key)
+        own_redis.delete_prefixed(prefix)
 
 
 def answered_while_held(futures: list[Future[Response]], count: int) -> int:

@@ -43,7 +43,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
-from tests.sessions import capture
+from tests.sessions import capture, importable_key
 
 StoreClass = type[SecureSessionBase]
 MakeUser = Callable[..., User]
@@ -152,8 +152,9 @@ def test_a_session_without_client_details_is_an_unknown_device_and_says_how_it_b
 ) -> None:
     script = browsers.open()
     script.force_login(people.alice)  # outside a request: nothing to bind it to yet
+    alice_id = str(people.alice.pk)
     store_class.import_session(
-        "i" * 32, {USER_ID_KEY: str(people.alice.pk)}, int(LOGIN.timestamp()) + 3600
+        importable_key(alice_id), {USER_ID_KEY: alice_id}, int(LOGIN.timestamp()) + 3600
     )
 
     page = people.laptop.get(LIST).content.decode()

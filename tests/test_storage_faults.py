@@ -2,7 +2,9 @@
 again (with and without persistence), PostgreSQL terminating the server's connection, and
 a statement timeout. Each time the sessions fail closed (anonymous, or a clean 503 for a
 request that must write), no traceback reaches the client, the log says it once, and once
-the storage answers again the sessions that it kept work and nothing ended comes back.
+the storage answers again the sessions that it kept work and nothing ended comes back. In
+the cluster mode of the suite (REDIS_CLUSTER=1), a primary of a Redis Cluster of the test's
+own is killed and its replica takes over, with the same outcome.
 
 The suite's project runs in a process of its own (tests/live_server.py) on a database of
 its own; the Redis is the test's own, on a free loopback port (never the shared one).
@@ -10,20 +12,32 @@ its own; the Redis is the test's own, on a free loopback port (never the shared 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import redis
 from django.conf import settings
+from redis.cluster import RedisCluster
 
+from django_secure_sessions.backends import routing
 from django_secure_sessions.models import SecureSession
 from tests.live_client import LOGIN_PATH, Browser, Response, live_env, own_database
-from tests.live_server import PASSWORD
-from tests.redis_server import RedisServer, free_port, start_throwaway
+from tests.live_server import PASSWORD, USERS
+from tests.redis_server import (
+    RedisClusterServers,
+    RedisServer,
+    add_replica,
+    free_port,
+    start_cluster,
+    start_throwaway,
+)
 from tests.served import ServedProcess, launch
 
 DB_ENGINE = "django_secure_sessions.backends.db"
@@ -177,6 +191,127 @@ def test_redis_killed_during_traffic_fails_closed_logs_once_and_resurrects_nothi
             assert_no_server_error(server, since)
         finally:
             server.stop()
+
+
+# -- Redis Cluster: a primary fails over to its replica ------------------------------------
+
+
+@pytest.fixture
+def failover_cluster(
+    redis_cluster: RedisClusterServers | None,
+) -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of the test's own (it kills one of its primaries): three primaries,
+    on ports of its own. Only in the cluster mode of the suite."""
+    if redis_cluster is None:
+        pytest.skip("only in the cluster mode of the suite (REDIS_CLUSTER=1)")
+    if redis_cluster.unavailable is not None:
+        pytest.skip(f"REDIS CLUSTER NOT AVAILABLE: {redis_cluster.unavailable}")
+    cluster = start_cluster()  # free ports, cluster bus ports (+10000) free too
+    try:
+        if cluster.unavailable is not None:
+            pytest.fail(cluster.unavailable)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def primary_port_of(cluster: RedisCluster, key: str) -> int:
+    """The port of the primary holding the session of ``key`` (its slot: its tag's)."""
+    node = cluster.get_node_from_key("{" + key[: routing.TAG_LENGTH] + "}")  # type: ignore[no-untyped-call]
+    return int(node.port)
+
+
+def wait_for_failover(cluster: RedisClusterServers, killed: int) -> None:
+    """Poll (briefly) until the surviving nodes say the cluster is ok again: the killed
+    primary's replica has taken over its slots."""
+    deadline = time.monotonic() + 30
+    survivors = [
+        redis.Redis(port=port, socket_timeout=2) for port in cluster.ports if port != killed
+    ]
+    try:
+        while time.monotonic() < deadline:
+            if all(node.cluster("info").get("cluster_state") == "ok" for node in survivors):
+                return
+            time.sleep(0.1)
+    finally:
+        for node in survivors:
+            node.close()
+    pytest.fail("the replica never took over")
+
+
+def test_redis_cluster_primary_killed_during_traffic_fails_closed_and_resurrects_nothing(
+    failover_cluster: RedisClusterServers, tmp_path: Path
+) -> None:
+    cluster, client = failover_cluster, failover_cluster.client()
+    with own_database(tmp_path) as database_url:
+        env = live_env(REDIS_ENGINE, database_url, ",".join(cluster.urls), LIVE_REDIS_CLUSTER="1")
+        server = launch("tests.live_server", env, tmp_path / "server.log", LOGIN_PATH)
+        try:
+            browsers = {name: Browser(server) for name in USERS}
+            for name, browser in browsers.items():
+                browser.sign_in(name)
+            # The primary to kill: the first user's; who is on it and who isn't.
+            first = next(iter(browsers.values()))
+            killed = primary_port_of(client, first.session_key or "")
+            on_killed = [
+                n
+                for n, b in browsers.items()
+                if primary_port_of(client, b.session_key or "") == killed
+            ]
+            elsewhere = [n for n in browsers if n not in on_killed]
+            assert elsewhere, "every user's sessions are on one primary: use other users"
+            problem = add_replica(cluster, killed)
+            assert problem is None, problem
+            replica = redis.Redis(port=cluster.ports[-1])
+            # The replica takes over when the test says (CLUSTER FAILOVER TAKEOVER below),
+            # not by itself a second after the kill: the window is the test's to see.
+            replica.config_set("cluster-replica-no-failover", "yes")
+            # A second session of a user on that primary, revoked before the failure.
+            victim = on_killed[0]
+            revoked = Browser(server)
+            revoked.sign_in(victim)
+            assert revoked.request("GET", "/revoke-own-session/").body == "still answered"
+            assert add_to_cart(browsers[victim]).body == "book"
+            # Replication is asynchronous: what the primary acknowledged just before it
+            # died may not have reached its replica (docs/howto/redis.rst says so).
+            # WAIT makes sure it has, here, so that what is checked is the engine.
+            with redis.Redis(port=killed) as primary:
+                primary.set("{" + (first.session_key or "")[: routing.TAG_LENGTH] + "}-wait", 1)
+                assert primary.wait(1, 5000) == 1
+            since = len(server.log())
+
+            node = next(n for n in cluster.nodes if urlsplit(n.url).port == killed)
+            assert node.process is not None
+            node.process.kill()  # as a crash would
+            node.process.wait()
+            # While no replica has taken over (the client retries for a few seconds,
+            # then gives up): the sessions on the dead primary fail closed, and so do
+            # the others once the cluster sees that slots are uncovered.
+            assert who(browsers[victim]) == "anonymous"
+            assert_unavailable(add_to_cart(browsers[victim]))
+            assert who(browsers[elsewhere[0]]) in {elsewhere[0], "anonymous"}
+            assert failures_logged(server, since, REDIS_ENGINE) == 1
+            assert_no_server_error(server, since)
+
+            replica.cluster("failover", "takeover")
+            wait_for_failover(cluster, killed)
+            replica.close()
+
+            # The replica took over: every session works, on every slot, the killed
+            # primary's included (it had them all), and the revoked one stays revoked.
+            assert {name: who(browser) for name, browser in browsers.items()} == {
+                name: name for name in USERS
+            }
+            assert who(revoked) == "anonymous"
+            assert add_to_cart(browsers[victim]).body == "book,book"  # the 503 wrote nothing
+            assert recoveries_logged(server, since, REDIS_ENGINE) == 1
+            newcomer = Browser(server)
+            newcomer.sign_in(USERS[0])
+            assert who(newcomer) == USERS[0]
+            assert_no_server_error(server, since)
+        finally:
+            server.stop()
+            client.close()
 
 
 # -- PostgreSQL --------------------------------------------------------------------------

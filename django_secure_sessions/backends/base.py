@@ -45,6 +45,7 @@ from .. import signals, timeouts
 from ..binding import USER_AGENT_MAX_LENGTH, summarize_user_agent, user_agent_digest
 from ..conf import conf
 from ..exceptions import SensitiveDataError, SessionStorageUnavailable, SessionTooLarge
+from . import routing
 
 logger = logging.getLogger("django_secure_sessions")
 security_logger = logging.getLogger("django.security.SuspiciousSession")
@@ -182,7 +183,13 @@ _SESSION_ID_STATE: Final = hashlib.blake2b(
 
 
 def is_valid_session_key(key: object) -> bool:
-    return isinstance(key, str) and len(key) == KEY_LENGTH and _KEY_RE.fullmatch(key) is not None
+    return (
+        isinstance(key, str)
+        and len(key) == KEY_LENGTH
+        and _KEY_RE.fullmatch(key) is not None
+        # On Redis Cluster every key we mint starts with its routing tag.
+        and (not routing.enabled() or routing.has_tag(key))
+    )
 
 
 def session_id_for_key(session_key: str) -> str:
@@ -199,9 +206,15 @@ def session_id_for_key(session_key: str) -> str:
     depend on SECRET_KEY keeps every session reachable in one lookup when the secret is
     rotated. The personalization separates this digest from any other use of BLAKE2b
     over the same key.
+
+    On Redis Cluster, the id starts with the key's routing tag instead of the digest's
+    first digits (backends/routing.py): the tag is not secret (it is no part of the
+    key's randomness), and the rest of the digest, 144 bits, keeps the properties above.
     """
     digest = _SESSION_ID_STATE.copy()
     digest.update(session_key.encode())
+    if routing.enabled():
+        return session_key[: routing.TAG_LENGTH] + digest.hexdigest()[routing.TAG_LENGTH :]
     return digest.hexdigest()
 
 

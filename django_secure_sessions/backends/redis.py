@@ -21,6 +21,11 @@ nothing but the activity writes nothing (that request's save recorded its activi
 too), and one with changes of its own gets the record stored now in the same answer,
 merges its changes onto it and tries again. Only our own JSON is ever decoded: whatever
 serializer django-redis is configured with, nothing is unpickled.
+
+On Redis Cluster (``SECURE_SESSIONS_REDIS_CLUSTER``), the engine's own redis-py cluster
+client replaces django-redis's, the names of a session and of its user's index carry the
+session's routing tag as their hash tag, so every script still touches one slot
+(backends/routing.py), and what walks every key goes through every primary.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import itertools
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import redis
@@ -46,12 +51,18 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 from django_redis.cache import RedisCache
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import parse_url
 
-from ..exceptions import SessionStorageUnavailable
+from ..exceptions import SessionNotRoutable, SessionStorageUnavailable
 from ..timeouts import EXPIRY_GRACE
+from . import routing
 from .base import (
     DECODE_ERRORS,
     SIGNATURE_LENGTH,
+    USER_ID_KEY,
     PendingWrite,
     SecureSessionBase,
     SessionInfo,
@@ -61,8 +72,10 @@ from .base import (
     WriteConflict,
     decode_prefix,
     dumps,
+    is_valid_session_key,
     now_epoch,
     report_corrupt,
+    session_id_for_key,
     sign,
     unsign,
 )
@@ -162,29 +175,45 @@ end
 return 0
 """)
 
-# KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix; ARGV[3...]: ids
-# to keep. Returns the ids of the sessions deleted.
-_REVOKE_USER: Final = _Script("""
+# The name of a session's hash from its id, in the scripts that find sessions through an
+# index: ARGV[2] is the session key prefix, ARGV[3] the length of the routing tag that
+# the name wraps in braces (0: none, on a single server; see _Keys.session).
+_SESSION_NAME: Final = """
+local function session_name(id)
+  local tag = tonumber(ARGV[3])
+  if tag == 0 then return ARGV[2] .. id end
+  return ARGV[2] .. '{' .. string.sub(id, 1, tag) .. '}' .. string.sub(id, tag + 1)
+end
+"""
+
+# KEYS[1]: a user's index; ARGV[1]: now; ARGV[2], ARGV[3]: see _SESSION_NAME; ARGV[4...]:
+# ids to keep. Returns the ids of the sessions deleted.
+_REVOKE_USER: Final = _Script(
+    _SESSION_NAME
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local keep = {}
-for i = 3, #ARGV do keep[ARGV[i]] = true end
+for i = 4, #ARGV do keep[ARGV[i]] = true end
 local revoked = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if not keep[id] then
-    if redis.call('DEL', ARGV[2] .. id) == 1 then table.insert(revoked, id) end
+    if redis.call('DEL', session_name(id)) == 1 then table.insert(revoked, id) end
     redis.call('ZREM', KEYS[1], id)
   end
 end
 return revoked
-""")
+"""
+)
 
-# KEYS[1]: a user's index; ARGV[1]: now; ARGV[2]: the session key prefix. Returns
+# KEYS[1]: a user's index; ARGV[1]: now; ARGV[2], ARGV[3]: see _SESSION_NAME. Returns
 # id, signed record, id ... and prunes entries whose session is gone.
-_LIST_USER: Final = _Script("""
+_LIST_USER: Final = _Script(
+    _SESSION_NAME
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local found = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local record = redis.call('HGET', ARGV[2] .. id, 'r')
+  local record = redis.call('HGET', session_name(id), 'r')
   if record then
     table.insert(found, id)
     table.insert(found, record)
@@ -193,7 +222,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 return found
-""")
+"""
+)
 
 
 def _text(value: Any) -> str | None:
@@ -240,15 +270,45 @@ def _version(signed: str) -> str:
 
 @dataclass(frozen=True)
 class _Keys:
-    """Key names, derived once per configuration."""
+    """Key names, derived once per configuration.
+
+    On Redis Cluster (``tag_length`` > 0) the names of a session and of its user's index
+    carry the session's routing tag as their ``{hash tag}``, so the save and revocation
+    scripts find both in one slot (backends/routing.py): ``s:{<tag>}<rest of the id>``
+    and ``u:{<tag>}<user id>``.
+    """
 
     prefix: str
+    tag_length: int = 0
 
     def session(self, session_id: str) -> str:
-        return f"{self.prefix}s:{session_id}"
+        if not self.tag_length:
+            return f"{self.prefix}s:{session_id}"
+        tag, rest = session_id[: self.tag_length], session_id[self.tag_length :]
+        return f"{self.prefix}s:{{{tag}}}{rest}"
 
-    def user(self, user_id: str) -> str:
-        return f"{self.prefix}u:{user_id}"
+    def session_id(self, name: str) -> str:
+        """The id of the session whose hash is named ``name`` (the inverse of ``session``)."""
+        found = name[len(self.session_prefix) :]
+        return found.replace("{", "", 1).replace("}", "", 1) if self.tag_length else found
+
+    def user(self, user_id: str, tag: str = "") -> str:
+        """The name of a user's index, for the sessions tagged ``tag`` (on Cluster)."""
+        return (
+            f"{self.prefix}u:{{{tag}}}{user_id}" if self.tag_length else f"{self.prefix}u:{user_id}"
+        )
+
+    def user_indexes(self, user_id: str) -> list[str]:
+        """Every index that can list a live session of the user: one on a single server,
+        one per tag the user's sessions can carry on Cluster (see routing.user_tags)."""
+        if not self.tag_length:
+            return [self.user(user_id)]
+        return [self.user(user_id, tag) for tag in routing.user_tags(user_id)]
+
+    @property
+    def script_args(self) -> list[Any]:
+        """What the scripts need to name a session from its id (see _SESSION_NAME)."""
+        return [self.session_prefix, self.tag_length]
 
     def reauth_attempts(self, user_id: str) -> str:
         return f"{self.prefix}f:{user_id}"
@@ -274,20 +334,97 @@ def _escape_glob(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Connection:
-    client: redis.Redis
+    client: redis.Redis | RedisCluster
     keys: _Keys
+    # How to reach the same storage from redis.asyncio (see _async_client).
+    cluster: _ClusterConfig | None = None
+
+    def primaries(self) -> list[redis.Redis]:
+        """A client on each primary, in a stable order: what walks every key (SCAN)
+        must go through each of them on Cluster, where each holds its own slots."""
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            return [client]
+        nodes = sorted(client.get_primaries(), key=lambda node: node.name)  # type: ignore[no-untyped-call]
+        return [client.get_redis_connection(node) for node in nodes]
+
+    def async_client(self) -> _AsyncClient | None:
+        if self.cluster is not None:
+            return self.cluster.async_client()
+        if isinstance(self.client, redis.Redis):
+            return _mirror(self.client.connection_pool)
+        return None
+
+    def scan(self, pattern: str, count: int) -> Iterator[Any]:
+        """Every key name matching ``pattern``, primary by primary, a SCAN batch at a
+        time (memory stays bounded)."""
+        for client in self.primaries():
+            yield from client.scan_iter(match=pattern, count=count)
+
+
+@dataclass(frozen=True)
+class _ClusterConfig:
+    """Startup nodes and connection settings of a Redis Cluster, from the cache's
+    LOCATION (one URL, a comma-separated string or a list of them: the nodes to ask
+    for the cluster's layout, any of them will do) and OPTIONS."""
+
+    nodes: tuple[tuple[str, int], ...]
+    options: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, cache: RedisCache) -> _ClusterConfig:
+        location: Any = cache._server  # django-redis keeps LOCATION there
+        urls = location.split(",") if isinstance(location, str) else list(location)
+        nodes, options = [], {}
+        for url in urls:
+            parsed = parse_url(url.strip())  # type: ignore[no-untyped-call]
+            if parsed.get("db", 0):
+                raise ImproperlyConfigured(_CLUSTER_DATABASE.format(url=url))
+            nodes.append((str(parsed.get("host", "localhost")), int(parsed.get("port", 6379))))
+            for name in ("username", "password"):
+                if parsed.get(name):
+                    options[name] = parsed[name]
+            if parsed.get("connection_class") is redis.SSLConnection:
+                options["ssl"] = True
+        cache_options = cache._params.get("OPTIONS", {})
+        for setting, name in _CLUSTER_OPTIONS.items():
+            if cache_options.get(setting) is not None:
+                options[name] = cache_options[setting]
+        return cls(tuple(nodes), tuple(sorted(options.items())))
+
+    def client(self) -> RedisCluster:
+        nodes = [ClusterNode(host, port) for host, port in self.nodes]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=nodes, **dict(self.options))
+
+    def async_client(self) -> AsyncRedisCluster:
+        nodes = [AsyncClusterNode(host, port) for host, port in self.nodes]
+        return AsyncRedisCluster(startup_nodes=nodes, **dict(self.options))
+
+
+# django-redis's OPTIONS that mean the same for a cluster client, by the name it takes.
+_CLUSTER_OPTIONS: Final = {
+    "PASSWORD": "password",
+    "SOCKET_CONNECT_TIMEOUT": "socket_connect_timeout",
+    "SOCKET_TIMEOUT": "socket_timeout",
+}
+
+_CLUSTER_DATABASE: Final = (
+    "SECURE_SESSIONS_REDIS_CLUSTER is True, but the cache's LOCATION {url!r} names a "
+    "database: Redis Cluster has database 0 only."
+)
 
 
 # The connection for SESSION_CACHE_ALIAS, made once (reading the settings on every
 # operation costs more than one would think), and the async clients, one per event loop.
 _connections: list[_Connection] = []
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis | None]
+_AsyncClient = redis.asyncio.Redis | AsyncRedisCluster
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncClient | None]
 _async_clients = weakref.WeakKeyDictionary()
 
 
 @receiver(setting_changed)
 def _reset_connections(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"CACHES", "SESSION_CACHE_ALIAS"}:
+    if setting in {"CACHES", "SESSION_CACHE_ALIAS", "SECURE_SESSIONS_REDIS_CLUSTER"}:
         _connections.clear()
         _async_clients.clear()
 
@@ -323,9 +460,30 @@ def _connection() -> _Connection:
     # per-user indexes apart.
     cache_prefix = cache.key_prefix
     prefix = f"{cache_prefix}:secure_sessions:" if cache_prefix else "secure_sessions:"
-    connection = _Connection(get_redis_connection(alias), _Keys(prefix))
+    if routing.enabled():
+        # django-redis has no cluster client: the engine makes its own, from the
+        # cache's configuration (the cache itself is not used on Cluster).
+        if "{" in prefix or "}" in prefix:
+            raise ImproperlyConfigured(_CLUSTER_PREFIX.format(prefix=cache_prefix))
+        cluster = _ClusterConfig.of(cache)
+        keys = _Keys(prefix, routing.TAG_LENGTH)
+        connection = _Connection(cluster.client(), keys, cluster)
+    else:
+        connection = _Connection(get_redis_connection(alias), _Keys(prefix))
     _connections.append(connection)
     return connection
+
+
+_NOT_ROUTABLE: Final = (
+    "On Redis Cluster, a session is stored under a key that carries its user's routing "
+    "tag, and this key, minted by another engine, does not: its browser signs in again."
+)
+
+_CLUSTER_PREFIX: Final = (
+    "SECURE_SESSIONS_REDIS_CLUSTER is True, but the cache's KEY_PREFIX {prefix!r} has a "
+    "brace: Redis Cluster would take it for the keys' hash tag, and a session and its "
+    "user's index would no longer share a slot."
+)
 
 
 _ASYNC_CONNECTION_CLASSES: Final[
@@ -342,15 +500,15 @@ def _init_parameters(cls: type[Any]) -> Iterable[str]:
     return inspect.signature(init).parameters if init is not None else ()
 
 
-def _async_client() -> redis.asyncio.Redis | None:
-    """A ``redis.asyncio`` client on the same server, with the same settings, as
-    django-redis's, one per event loop; None for a setup we can't mirror (Sentinel),
-    where the async methods run the sync ones in a thread instead."""
+def _async_client() -> _AsyncClient | None:
+    """A ``redis.asyncio`` client on the same server (or cluster), with the same
+    settings, as the sync one, one per event loop; None for a setup we can't mirror
+    (Sentinel), where the async methods run the sync ones in a thread instead."""
     loop = asyncio.get_running_loop()
     try:
         return _async_clients[loop]
     except KeyError:
-        client = _async_clients[loop] = _mirror(_connection().client.connection_pool)
+        client = _async_clients[loop] = _connection().async_client()
         return client
 
 
@@ -375,10 +533,15 @@ async def aclose_connections() -> None:
     """Close this event loop's async Redis connections (at shutdown, or in tests)."""
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
-        await client.aclose(close_connection_pool=True)
+        if isinstance(client, AsyncRedisCluster):
+            await client.aclose()
+        else:
+            await client.aclose(close_connection_pool=True)
 
 
-def _run(client: redis.Redis, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+def _run(
+    client: redis.Redis | RedisCluster, script: _Script, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
     try:
         return client.evalsha(script.sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
@@ -387,7 +550,7 @@ def _run(client: redis.Redis, script: _Script, keys: Sequence[str], args: Sequen
 
 
 async def _arun(
-    client: redis.asyncio.Redis, script: _Script, keys: Sequence[str], args: Sequence[Any]
+    client: _AsyncClient, script: _Script, keys: Sequence[str], args: Sequence[Any]
 ) -> Any:
     try:
         return await client.evalsha(script.sha, len(keys), *keys, *args)
@@ -410,7 +573,9 @@ def _save_call(keys: _Keys, pending: PendingWrite, must_create: bool, loaded: Ve
     meta, session_id = pending.meta, pending.session_id
     names = [keys.session(session_id)]
     if meta.user_id is not None:
-        names.append(keys.user(meta.user_id))
+        # On Cluster, the index of the session's own tag: the same slot (routing.fits
+        # holds, or the save moved the session to a key that fits: SessionStore._store).
+        names.append(keys.user(meta.user_id, session_id[: keys.tag_length]))
     now = now_epoch()
     record = sign(session_id, "record", f"[{dumps(meta.to_list())},{pending.payload}]")
     args = [
@@ -454,11 +619,74 @@ def _infos(found: Sequence[Any]) -> list[SessionInfo]:
 class SessionStore(SecureSessionBase):
     """Redis-backed secure sessions."""
 
-    storage_errors = (redis.exceptions.RedisError, SessionStorageUnavailable)
+    # RedisClusterException covers what the cluster client raises while it can't tell
+    # which node serves a slot (a primary down, its replica not yet promoted).
+    storage_errors = (
+        redis.exceptions.RedisError,
+        redis.exceptions.RedisClusterException,
+        SessionStorageUnavailable,
+    )
     # Per-user indexes pruned per pipelined round trip. Redis runs a batch's commands
     # one after the other, so a smaller batch lets other clients in sooner; the index
     # names of a batch are what it holds in memory (about 4 MB: benchmarks/cleanup.py).
     expired_batch_size = 10_000
+
+    def _get_new_session_key(self) -> str:
+        if not routing.enabled():
+            return super()._get_new_session_key()
+        data = getattr(self, "_session_cache", None) or {}
+        user_id = data.get(USER_ID_KEY)
+        return routing.new_key(None if user_id is None else str(user_id))
+
+    def _store(self, pending: PendingWrite, must_create: bool) -> None:
+        if must_create or pending.ends_at_once or self._fits(pending):
+            super()._store(pending, must_create)
+            return
+        with self._writing():
+            previous = pending.session_id
+            moved = self._rerouting(pending, self._delete(previous))
+            # A new key colliding with a stored one (CreateError) is as unlikely as any.
+            self._written(moved, self._write(moved, True))
+            self._rotated(previous)
+
+    async def _astore(self, pending: PendingWrite, must_create: bool) -> None:
+        if must_create or pending.ends_at_once or self._fits(pending):
+            await super()._astore(pending, must_create)
+            return
+        client = _async_client()
+        if client is None:
+            await sync_to_async(self._store)(pending, must_create)
+            return
+        with self._writing():
+            previous = pending.session_id
+            names = [_connection().keys.session(previous)]
+            moved = self._rerouting(pending, await _arun(client, _DELETE, names, [previous]))
+            self._written(moved, await self._awrite(moved, True))
+            self._rotated(previous)
+
+    def _fits(self, pending: PendingWrite) -> bool:
+        key = self.session_key
+        return key is None or not routing.enabled() or routing.fits(key, pending.meta.user_id)
+
+    def _rerouting(self, pending: PendingWrite, taken: Sequence[Any]) -> PendingWrite:
+        """What a save writes when the session's key does not fit its user (on Cluster:
+        the user changed without a new key, or its tag is a previous SECRET_KEY's): the
+        old record was just taken (``taken``, as _DELETE returns it), and the session
+        goes on under a new key with its user's tag, as if it had been rotated.
+
+        Taking the old record first keeps the guarantees of a save: a session revoked or
+        expired meanwhile is not written back (``UpdateError``); and a save that changes
+        no data of its own carries over the data as taken, which may be a concurrent
+        request's, rather than overwrite it with this request's copy.
+        """
+        signed, expires, _ = taken
+        record = None if signed is None else _parse(pending.session_id, signed)
+        if record is None or expires is None or int(expires) <= now_epoch():
+            raise UpdateError
+        payload = pending.payload if pending.data_changed else record.payload
+        key = self._session_key = routing.new_key(pending.meta.user_id)
+        new_id = session_id_for_key(key)
+        return replace(pending, session_id=new_id, data_changed=True, payload=payload)
 
     def _read(self, session_id: str) -> StoredRecord | None:
         connection = _connection()
@@ -534,6 +762,20 @@ class SessionStore(SecureSessionBase):
         _run(connection.client, _UNCOUNT_USER_ATTEMPT, keys, [now_epoch(), window])
 
     @classmethod
+    def import_session(
+        cls, session_key: str, data: dict[str, Any], expires: int, *, dry_run: bool = False
+    ) -> bool:
+        # On Cluster, only a key with a routing tag that fits its user can be stored: any
+        # other would put a signed-in session out of reach of its user's index.
+        user_id = data.get(USER_ID_KEY)
+        if routing.enabled() and not (
+            is_valid_session_key(session_key)
+            and routing.fits(session_key, None if user_id is None else str(user_id))
+        ):
+            raise SessionNotRoutable(_NOT_ROUTABLE)
+        return super().import_session(session_key, data, expires, dry_run=dry_run)
+
+    @classmethod
     def expired_batches(
         cls, batch_size: int | None = None, *, dry_run: bool = False
     ) -> Iterator[int]:
@@ -542,8 +784,9 @@ class SessionStore(SecureSessionBase):
         batch_size = batch_size or cls.expired_batch_size
         connection = _connection()
         now = now_epoch()
-        names = connection.client.scan_iter(match=connection.keys.all_users, count=batch_size)
+        names = connection.scan(connection.keys.all_users, batch_size)
         while batch := list(itertools.islice(names, batch_size)):
+            # On Cluster, a pipeline that sends each command to the primary of its slot.
             with connection.client.pipeline(transaction=False) as pipe:
                 for name in batch:
                     if dry_run:
@@ -555,10 +798,10 @@ class SessionStore(SecureSessionBase):
     @classmethod
     def all_session_ids(cls, batch_size: int = 1000) -> Iterator[list[str]]:
         connection = _connection()
-        start = len(connection.keys.session_prefix)
-        names = connection.client.scan_iter(match=connection.keys.all_sessions, count=batch_size)
+        keys = connection.keys
+        names = connection.scan(keys.all_sessions, batch_size)
         while batch := list(itertools.islice(names, batch_size)):
-            yield [(_text(name) or "")[start:] for name in batch]
+            yield [keys.session_id(_text(name) or "") for name in batch]
 
     @classmethod
     def remove_sessions(cls, session_ids: list[str]) -> list[tuple[str, str | None]]:
@@ -585,37 +828,53 @@ class SessionStore(SecureSessionBase):
     @classmethod
     def page_sessions(cls, cursor: int, count: int) -> tuple[int, list[SessionInfo]]:
         """Walks the per-user indexes with SCAN: a page costs its own sessions, and the
-        other keys scanned on the way."""
+        other keys scanned on the way.
+
+        On Cluster the walk goes primary after primary; the cursor of a page holds both
+        the primary (``cursor % primaries``) and that primary's SCAN cursor. A failover
+        during the walk may make a later page repeat or skip a part: a page is a view,
+        not a snapshot."""
         connection = _connection()
         keys = connection.keys
+        primaries = connection.primaries()
+        node, node_cursor = cursor % len(primaries), cursor // len(primaries)
         infos: list[SessionInfo] = []
         # SCAN counts the keys it looks at, not those that match: a stretch of other keys
         # (session hashes, a cache sharing the database) can hold no index at all. Go on
         # until the page is full or the keyspace ends, or a page would show "no sessions"
         # while there are some further on.
         while True:
-            cursor, names = connection.client.scan(cursor, match=keys.all_users, count=count)
+            node_cursor, names = primaries[node].scan(
+                node_cursor, match=keys.all_users, count=count
+            )
             for name in names:
                 found = _run(
                     connection.client,
                     _LIST_USER,
                     [_text(name) or ""],
-                    [now_epoch(), keys.session_prefix],
+                    [now_epoch(), *keys.script_args],
                 )
                 infos.extend(_infos(found))
-            if int(cursor) == 0 or len(infos) >= count:
+            if int(node_cursor) == 0:
+                node += 1
+                if node == len(primaries):
+                    node = 0
+                    break
+            if len(infos) >= count:
                 break
-        return int(cursor), sorted(infos, key=lambda info: info.last_activity, reverse=True)
+        cursor = int(node_cursor) * len(primaries) + node
+        return cursor, sorted(infos, key=lambda info: info.last_activity, reverse=True)
 
     @classmethod
     def count_signed_in(cls) -> int:
         """Counts the live entries of every per-user index (ZCOUNT, pipelined a batch of
-        indexes at a time): no session record is read."""
+        indexes at a time, every primary's on Cluster): no session record is read."""
         connection = _connection()
         live = f"({now_epoch()}"
-        names = connection.client.scan_iter(match=connection.keys.all_users, count=1000)
+        names = connection.scan(connection.keys.all_users, 1000)
         total = 0
         while batch := list(itertools.islice(names, 1000)):
+            # On Cluster, a pipeline that sends each command to the primary of its slot.
             with connection.client.pipeline(transaction=False) as pipe:
                 for name in batch:
                     pipe.zcount(name, live, "+inf")
@@ -626,19 +885,21 @@ class SessionStore(SecureSessionBase):
     def user_sessions(cls, user_id: str) -> list[SessionInfo]:
         connection = _connection()
         keys = connection.keys
-        found = _run(
-            connection.client, _LIST_USER, [keys.user(user_id)], [now_epoch(), keys.session_prefix]
-        )
+        found: list[Any] = []
+        for index in keys.user_indexes(user_id):
+            found += _run(connection.client, _LIST_USER, [index], [now_epoch(), *keys.script_args])
         return _infos(found)
 
     @classmethod
     def remove_user_sessions(cls, user_id: str, keep: Iterable[str] = ()) -> list[str]:
+        """One script per index of the user: one, but on Cluster for a while after
+        SECRET_KEY was rotated (see routing.user_tags)."""
         connection = _connection()
         keys = connection.keys
-        revoked = _run(
-            connection.client,
-            _REVOKE_USER,
-            [keys.user(user_id)],
-            [now_epoch(), keys.session_prefix, *keep],
-        )
+        kept = list(keep)
+        revoked: list[Any] = []
+        for index in keys.user_indexes(user_id):
+            revoked += _run(
+                connection.client, _REVOKE_USER, [index], [now_epoch(), *keys.script_args, *kept]
+            )
         return [_text(session_id) or "" for session_id in revoked]

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from ...backends.base import SecureSessionBase, now_epoch, session_id_for_key
-from ...exceptions import SensitiveDataError, SessionTooLarge
+from ...exceptions import SensitiveDataError, SessionNotRoutable, SessionTooLarge
 from ._common import SessionCommand, configured_store, counted, storage_errors_reported
 
 # (session key, data, expiry in epoch seconds)
@@ -78,7 +78,7 @@ class Command(SessionCommand):
         try:
             imported = store.import_session(key, data, expires, dry_run=dry_run)
             return "imported" if imported else "already"
-        except (SessionTooLarge, SensitiveDataError) as exc:
+        except (SessionTooLarge, SensitiveDataError, SessionNotRoutable) as exc:
             # Its browser is signed out by the switch of engine; what it held is not
             # stored where this app's guards would have refused it.
             self.stderr.write(f"Refused a session: {exc}")
