@@ -225,13 +225,12 @@ def run_cli(cli: str, *args: str) -> str | None:
 def wait_until_formed(cluster: RedisClusterServers) -> str | None:
     """Poll (briefly) until every node reports ``cluster_state:ok`` and knows every
     other node, and every replica has synced with its primary."""
-    deadline = time.monotonic() + STARTUP_SECONDS * 3
     clients = [redis.Redis(port=port, socket_timeout=2) for port in cluster.ports]
     try:
-        while time.monotonic() < deadline:
-            if all(formed(client, len(clients)) for client in clients):
-                return None
-            time.sleep(0.1)
+        if poll(
+            lambda: all(formed(client, len(clients)) for client in clients), 3 * STARTUP_SECONDS
+        ):
+            return None
     finally:
         for client in clients:
             client.close()
@@ -385,13 +384,26 @@ class ReplicatedRedis:
             return len(client.sentinel_slaves(self.service))
 
 
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = STARTUP_SECONDS) -> None:
-    """Poll ``condition`` (a server's state, not time passing) until it holds, or fail."""
+# How often a real server's state is asked while a test waits for it to get somewhere (a
+# node to join, a replica to be promoted): that is no passing of time a clock could move.
+POLL_SECONDS = 0.05
+
+
+def poll(condition: Callable[[], bool], seconds: float) -> bool:
+    """Ask ``condition`` (a server's state) until it holds: False if it still doesn't
+    after ``seconds``. The one place the suite waits on a server by asking again."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"Gave up waiting after {seconds} s: {what}")
-        time.sleep(0.05)
+            return False
+        time.sleep(POLL_SECONDS)
+    return True
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = STARTUP_SECONDS) -> None:
+    """Wait until ``condition`` (a server's state) holds, or fail the test."""
+    if not poll(condition, seconds):
+        pytest.fail(f"Gave up waiting after {seconds} s: {what}")
 
 
 def replica_in_sync(replica: RedisServer) -> bool:

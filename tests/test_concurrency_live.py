@@ -211,7 +211,8 @@ class Traffic:
 
     def __init__(self, server: ServedProcess, cookies: dict[str, str], writers: int) -> None:
         self.exchanges: list[Exchange] = []
-        self._lock = threading.Lock()
+        # Notified at each exchange, so that the test waits for the traffic itself.
+        self._lock = threading.Condition()
         self._stop = threading.Event()
         self._after: float | None = None
         names = [f"tab{n}" for n in range(writers)] + [f"xhr{n}" for n in range(READERS)]
@@ -226,6 +227,7 @@ class Traffic:
             done = exchange(browser, name, "write" if writes else "read", str(n))
             with self._lock:
                 self.exchanges.append(done)
+                self._lock.notify_all()
             if self._stop.is_set():
                 return
 
@@ -234,10 +236,9 @@ class Traffic:
             return len(self.exchanges)
 
     def wait_for(self, predicate: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + TRAFFIC_TIMEOUT
-        while not predicate():  # a poll of the test's own threads, not of time passing
-            assert time.monotonic() < deadline, "the traffic did not get that far"
-            time.sleep(0.01)
+        with self._lock:
+            reached = self._lock.wait_for(predicate, timeout=TRAFFIC_TIMEOUT)
+        assert reached, "the traffic did not get that far"
 
     def stop_after(self, requests_each: int, since: float) -> list[Exchange]:
         """Let every worker make ``requests_each`` more requests started after ``since``,

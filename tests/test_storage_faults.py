@@ -12,7 +12,6 @@ its own; the Redis is the test's own, on a free loopback port (never the shared 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from tests.redis_server import (
     free_port,
     start_cluster,
     start_throwaway,
+    wait_for,
 )
 from tests.served import ServedProcess, launch
 
@@ -224,19 +224,18 @@ def primary_port_of(cluster: RedisCluster, key: str) -> int:
 def wait_for_failover(cluster: RedisClusterServers, killed: int) -> None:
     """Poll (briefly) until the surviving nodes say the cluster is ok again: the killed
     primary's replica has taken over its slots."""
-    deadline = time.monotonic() + 30
     survivors = [
         redis.Redis(port=port, socket_timeout=2) for port in cluster.ports if port != killed
     ]
     try:
-        while time.monotonic() < deadline:
-            if all(node.cluster("info").get("cluster_state") == "ok" for node in survivors):
-                return
-            time.sleep(0.1)
+        wait_for(
+            lambda: all(node.cluster("info").get("cluster_state") == "ok" for node in survivors),
+            "the replica to take over",
+            seconds=30,
+        )
     finally:
         for node in survivors:
             node.close()
-    pytest.fail("the replica never took over")
 
 
 def test_redis_cluster_primary_killed_during_traffic_fails_closed_and_resurrects_nothing(
