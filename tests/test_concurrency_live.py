@@ -269,20 +269,27 @@ def report(title: str, exchanges: list[Exchange], **figures: object) -> None:
 # -- no fault: what parallel requests on one session keep --------------------------------
 
 
-def test_parallel_reads_that_record_activity_lose_no_acknowledged_write(live: Live) -> None:
+def traffic_without_fault(
+    live: Live, username: str, writers: int
+) -> tuple[Browser, list[Exchange], list[Exchange]]:
+    """The tab signed in as ``username``, every exchange of the traffic on its session, and
+    its writes, once every request was answered and every write acknowledged."""
     tab = Browser(live.server)
-    tab.sign_in("ada")
-    traffic = Traffic(live.server, tab.cookies, writers=1)
+    tab.sign_in(username)
+    traffic = Traffic(live.server, tab.cookies, writers=writers)
     traffic.wait_for(lambda: traffic.count() >= REQUESTS_BEFORE_FAULT)
     exchanges = traffic.stop_after(REQUESTS_AFTER_FAULT, time.monotonic())
-
     writes = [e for e in exchanges if e.kind == "write"]
-    acknowledged = [e for e in writes if e.acknowledged]
-    # Every request was answered, and every write acknowledged ...
     assert {e.status for e in exchanges} == {HTTPStatus.OK}
-    assert len(acknowledged) == len(writes)
-    # ... each one saved on top of the one before (none undone by a read's activity) ...
-    assert [e.notes["tab0"] for e in acknowledged] == [str(n) for n in range(1, len(writes) + 1)]
+    assert all(e.acknowledged for e in writes)
+    return tab, exchanges, writes
+
+
+def test_parallel_reads_that_record_activity_lose_no_acknowledged_write(live: Live) -> None:
+    tab, exchanges, writes = traffic_without_fault(live, "ada", writers=1)
+    # Every write (all acknowledged) saved on top of the one before (none undone by a
+    # read's activity) ...
+    assert [e.notes["tab0"] for e in writes] == [str(n) for n in range(1, len(writes) + 1)]
     # ... every read saw the writes it came after, never an older value again ...
     for reader in {e.worker for e in exchanges if e.kind == "read"}:
         seen = [int(e.notes.get("tab0", "0")) for e in exchanges if e.worker == reader]
@@ -293,25 +300,16 @@ def test_parallel_reads_that_record_activity_lose_no_acknowledged_write(live: Li
     report(
         "reads racing one writer",
         exchanges,
-        writes_acknowledged=len(acknowledged),
+        writes_acknowledged=len(writes),
         writes_found=int(notes["tab0"]),
     )
     assert_no_server_error(live)
 
 
 def test_parallel_writes_of_different_keys_lose_no_acknowledged_write(live: Live) -> None:
-    tab = Browser(live.server)
-    tab.sign_in("grace")
-    traffic = Traffic(live.server, tab.cookies, writers=4)
-    traffic.wait_for(lambda: traffic.count() >= REQUESTS_BEFORE_FAULT)
-    exchanges = traffic.stop_after(REQUESTS_AFTER_FAULT, time.monotonic())
-
-    writes = [e for e in exchanges if e.kind == "write"]
-    acknowledged = [e for e in writes if e.acknowledged]
-    # Every request was answered, and every write acknowledged ...
-    assert {e.status for e in exchanges} == {HTTPStatus.OK}
-    assert len(acknowledged) == len(writes)
-    for write in acknowledged:
+    tab, exchanges, writes = traffic_without_fault(live, "grace", writers=4)
+    # Every write (all acknowledged) ...
+    for write in writes:
         assert write.notes[write.worker] == write.value  # its own write is in what it saved
     # ... every read saw each tab's writes in order, never an older value again ...
     tabs = sorted({e.worker for e in writes})
@@ -323,13 +321,13 @@ def test_parallel_writes_of_different_keys_lose_no_acknowledged_write(live: Live
     # other keys merged with it, none undid it.
     user, notes = notes_of(tab)
     assert user == "grace"
-    last = {e.worker: e.value for e in acknowledged}
+    last = {e.worker: e.value for e in writes}
     assert len(last) == len(tabs) == 4
     assert notes == last
     report(
         "writers of different keys",
         exchanges,
-        writes_acknowledged=len(acknowledged),
+        writes_acknowledged=len(writes),
         last_write_of_each_key_found=f"{len(last)} of {len(last)}",
     )
     assert_no_server_error(live)
