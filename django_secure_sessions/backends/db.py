@@ -196,10 +196,6 @@ def _sessions(*, write: bool = False) -> QuerySet[SecureSession]:
     return SecureSession.objects.using(_alias(SecureSession, write=write))
 
 
-def _stored(session_id: str, *, write: bool = False) -> QuerySet[SecureSession]:
-    return _sessions(write=write).filter(pk=session_id, expire_date__gt=_retained())
-
-
 def _live(session_id: str) -> QuerySet[SecureSession]:
     # Updates only touch a session that hasn't expired: one that expired (or was
     # deleted) while a request ran is never brought back by that request's save.
@@ -391,8 +387,9 @@ def _one_row(alias: str, sql: str, params: list[Any]) -> Row | None:
 
 
 def _fetch_stored(session_id: str, *, write: bool = False) -> Row | None:
-    """The row of ``_stored(session_id)``: the same query, without the ORM's overhead.
-    ``write``: from the database that writes go to (not a replica that may lag it)."""
+    """The stored row of ``session_id`` (its _COLUMNS), if it is within its retention:
+    one raw SELECT (``_load_sql``). ``write``: from the database that writes go to (not a
+    replica that may lag it)."""
     alias = _alias(SecureSession, write=write)
     connection = connections[alias]
     cutoff = connection.ops.adapt_datetimefield_value(_retained())
@@ -400,9 +397,10 @@ def _fetch_stored(session_id: str, *, write: bool = False) -> Row | None:
 
 
 async def _afetch_stored(session_id: str, *, write: bool = False) -> Row | None:
-    """The same query as ``_fetch_stored``, through the async ORM."""
-    rows = [row async for row in _stored(session_id, write=write).values_list(*_COLUMNS)[:1]]
-    return rows[0] if rows else None
+    """``_fetch_stored`` in asgiref's thread, where the async ORM runs its queries too: the
+    same one thread hop, without building a queryset on every load (under ASGI, that
+    made the db engine's loads slower than Django's)."""
+    return await sync_to_async(_fetch_stored)(session_id, write=write)
 
 
 def _record(session_id: str, row: Row | None) -> StoredRecord | None:
