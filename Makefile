@@ -46,7 +46,7 @@ demo-redis: $(VENV)/.installed-redis ## The same, with sessions in Redis (REDIS_
 # The end-to-end tests (tests/e2e) need Debian's Chromium; without it pytest skips them.
 CHROMIUM := /usr/bin/chromium
 
-test: $(VENV)/.installed-test ## Run the tests (REDIS_URL, REQUIRE_REDIS, REDIS_CLUSTER, REQUIRE_REDIS_CLUSTER, REQUIRE_BROWSER, REQUIRE_GETTEXT, DATABASE_URL, ARGS)
+test: $(VENV)/.installed-test ## Run the tests (REDIS_URL, REQUIRE_REDIS, REDIS_CLUSTER, REQUIRE_REDIS_CLUSTER, REQUIRE_BROWSER, REQUIRE_GETTEXT, REQUIRE_BENCH, DATABASE_URL, ARGS)
 	@[ -x $(CHROMIUM) ] || echo "note: no Chromium at $(CHROMIUM), so the end-to-end browser" \
 		"tests (tests/e2e) are SKIPPED. To run them: apt-get install chromium" >&2
 	$(PY) -m pytest $(ARGS)

@@ -3,7 +3,8 @@ a few requests per configuration, and the writes it counts are the ones that hap
 
 Needs the ``bench`` extra (gunicorn, uvicorn, httpx), ``redis-server`` on PATH (the
 benchmark starts its own) and PostgreSQL (several server processes share the database):
-skipped otherwise, saying why.
+skipped otherwise, saying why, unless ``REQUIRE_BENCH=1`` (CI sets it), which makes that a
+failure.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def missing_parts() -> str | None:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if (why := missing_parts()) is not None:
+        if os.environ.get("REQUIRE_BENCH") == "1":
+            pytest.fail(f"REQUIRE_BENCH=1, but {why}")
         pytest.skip(why)
     directory = tmp_path_factory.mktemp("load")
     output = directory / "results.json"
