@@ -3,17 +3,24 @@ the user's own sessions pages and the admin."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html.parser import HTMLParser
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 
 from django_secure_sessions.backends.base import session_id_for_key
 from tests.factories import PASSWORD
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedASGIResponse, _MonkeyPatchedWSGIResponse
+
+    Response = _MonkeyPatchedWSGIResponse | _MonkeyPatchedASGIResponse
 
 CHROME_ON_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -81,6 +88,34 @@ class AsyncClientFrom(AsyncClient):
         scope: dict[str, Any] = super()._base_scope(**request)  # type: ignore[misc]
         scope["client"] = [self.remote_addr, 50000]
         return scope
+
+
+async def send_on_either_path(
+    client: Client | AsyncClientFrom,
+    method: str,
+    path: str,
+    data: dict[str, str] | None,
+    *,
+    headers: Mapping[str, str],
+    ip: str,
+) -> Response:
+    """A request from ``ip`` through the middleware's async path (``AsyncClientFrom``) or
+    its sync one (``Client``, in a thread), as the tests that run on both paths send it."""
+    if isinstance(client, AsyncClientFrom):
+        client.remote_addr = ip
+        response: Response = await getattr(client, method)(path, data, headers=headers)
+        return response
+    send = sync_to_async(getattr(client, method))
+    return cast("Response", await send(path, data, headers=headers, REMOTE_ADDR=ip))
+
+
+async def force_login_on_either_path(client: Client | AsyncClientFrom, user: Any) -> None:
+    """A login outside any request (the test client's ``force_login``), on either path."""
+    assert isinstance(user, User)  # the test suite's AUTH_USER_MODEL
+    if isinstance(client, AsyncClientFrom):
+        await client.aforce_login(user)
+    else:
+        await sync_to_async(client.force_login)(user)
 
 
 class Browsers:

@@ -36,7 +36,7 @@ import hypothesis
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, User
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import parse_cookie
 from django.test import Client, override_settings
 from hypothesis import strategies as st
@@ -50,7 +50,7 @@ from django_secure_sessions.backends.base import (
     session_id_for_key,
     sign,
 )
-from tests.browsing import AsyncClientFrom
+from tests.browsing import AsyncClientFrom, force_login_on_either_path, send_on_either_path
 from tests.factories import PASSWORD
 from tests.marks import async_test
 from tests.sessions import Storage, StoreClass, capture
@@ -122,22 +122,14 @@ class Visitor:
     async def _send(
         self, method: str, path: str, data: dict[str, str] | None, headers: Mapping[str, str]
     ) -> Response:
-        client = self.client
-        if isinstance(client, AsyncClientFrom):
-            client.remote_addr = PROXY_IP
-            response: Response = await getattr(client, method)(path, data, headers=headers)
-        else:
-            send = sync_to_async(getattr(client, method))
-            response = await send(path, data, headers=headers, REMOTE_ADDR=PROXY_IP)
+        response = await send_on_either_path(
+            self.client, method, path, data, headers=headers, ip=PROXY_IP
+        )
         assert response.status_code in DESIGNED_STATUSES, response.content[:2000]
         return response
 
     async def force_login(self, user: AbstractBaseUser) -> None:
-        assert isinstance(user, User)  # the test suite's AUTH_USER_MODEL
-        if isinstance(self.client, AsyncClientFrom):
-            await self.client.aforce_login(user)
-        else:
-            await sync_to_async(self.client.force_login)(user)
+        await force_login_on_either_path(self.client, user)
 
     @property
     def session_key(self) -> str | None:

@@ -16,7 +16,7 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import Morsel
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
 import pytest
@@ -45,7 +45,7 @@ from django_secure_sessions.backends.redis import aclose_connections
 from django_secure_sessions.binding import FAMILY_MAX_LENGTH
 from django_secure_sessions.models import SecureSession
 from django_secure_sessions.timeouts import EXPIRY_GRACE
-from tests.browsing import AsyncClientFrom
+from tests.browsing import AsyncClientFrom, force_login_on_either_path, send_on_either_path
 from tests.factories import PASSWORD
 from tests.redis_server import free_port
 from tests.sessions import capture, redis_nodes, redis_session_name, rival_saves_before_writes
@@ -102,15 +102,8 @@ class Browser:
         return await self._send("post", path, data)
 
     async def _send(self, method: str, path: str, data: dict[str, str] | None) -> Response:
-        client = self.client
-        if isinstance(client, AsyncClientFrom):
-            client.remote_addr = self.ip
-            send = getattr(client, method)
-            response: Response = await send(path, data, headers=self._headers())
-            return response
-        send = sync_to_async(getattr(client, method))
-        return cast(
-            "Response", await send(path, data, headers=self._headers(), REMOTE_ADDR=self.ip)
+        return await send_on_either_path(
+            self.client, method, path, data, headers=self._headers(), ip=self.ip
         )
 
     async def log_in(self, user: AbstractBaseUser) -> Response:
@@ -122,11 +115,7 @@ class Browser:
 
     async def force_login(self, user: AbstractBaseUser) -> None:
         """A login outside any request (the test client's ``force_login``)."""
-        assert isinstance(user, User)  # the test suite's AUTH_USER_MODEL
-        if isinstance(self.client, AsyncClientFrom):
-            await self.client.aforce_login(user)
-        else:
-            await sync_to_async(self.client.force_login)(user)
+        await force_login_on_either_path(self.client, user)
 
     async def stored_meta(self, key: str | None = None) -> SessionMeta:
         """The meta of the live session ``key`` (by default, this browser's), as a new
