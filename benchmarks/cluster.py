@@ -1,6 +1,8 @@
 """The Redis engine on Redis Cluster against the same engine on a single Redis server, and
 against Django's cache engine on the same cluster, in the same run: load, update (a load
-and a save) and revoking all of a user's sessions.
+and a save), revoking all of a user's sessions, and the first load of a session imported
+from Django's engines (on the cluster, under a new key: its old key's load looks for the
+alias first, see backends/aliases.py).
 
     python benchmarks/cluster.py [--quick] [--port PORT]
 
@@ -27,9 +29,11 @@ if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
+import functools
 import secrets
 import shutil
 import statistics
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import import_module
@@ -37,7 +41,9 @@ from typing import Any, Final
 
 import django
 from django.conf import settings
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.test import override_settings
+from django.utils.crypto import get_random_string
 
 from benchmarks.timing import Plan, Summary, measure, time_call
 from benchmarks.workloads import load, payload, update
@@ -60,6 +66,7 @@ SETUPS: Final = {
 BASELINE: Final = "ours, single server"
 POOL: Final = 200
 REVOKED_USER: Final = 1000
+IMPORTED_USER: Final = 2000
 USER_SESSIONS: Final = 5
 BLOCKS: Final = 5
 
@@ -122,6 +129,22 @@ def new_session(store: Any, user_id: int) -> str:
     return key
 
 
+def first_load(store: Any, key: str, number: int) -> None:
+    load(store, key)
+
+
+def first_load_of_imports(rounds: int) -> Summary:
+    """The first load through the key of a session of Django's engines, imported afresh,
+    untimed, before each call (``importsessions``'s own call)."""
+    store = store_class()
+    samples = []
+    for _ in range(rounds):
+        old_key = get_random_string(32, VALID_KEY_CHARS)
+        store.import_session(old_key, payload(IMPORTED_USER), int(time.time()) + 3600)
+        samples.append(time_call(functools.partial(first_load, store, old_key), 0))
+    return Summary.of(samples)
+
+
 def revoke_all(rounds: int) -> Summary:
     """Revoking all of a user's ``USER_SESSIONS`` sessions (the engine's own call under
     ``revoke_user_sessions``), made afresh, untimed, before each call."""
@@ -169,6 +192,7 @@ def measure_block(name: str, pool: list[str], plan: Plan) -> dict[str, Summary]:
         )
         if SETUPS[name][0] == OURS:
             results[f"revoke all ({USER_SESSIONS} sessions)"] = revoke_all(plan.rounds // 5)
+            results["first load, imported"] = first_load_of_imports(plan.rounds // 5)
     return results
 
 

@@ -34,10 +34,3 @@ class SessionStorageUnavailable(Exception):
     request that raises it, or whose session it could not save, with ``503 Service
     Unavailable``: a change the user made is never acknowledged and then lost.
     """
-
-
-class SessionNotRoutable(SuspiciousOperation):
-    """A session of another engine can't be imported on Redis Cluster: its key carries no
-    routing tag (it was not minted by this app), so it could not share a hash slot with
-    its user's index, and revoking that user's sessions would miss it.
-    """

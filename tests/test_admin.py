@@ -44,7 +44,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
-from tests.sessions import capture, importable_key
+from tests.sessions import OTHER_ENGINE_KEY, capture
 
 LOGIN = datetime(2030, 1, 7, 9, 0, tzinfo=timezone.utc)
 SESSIONS = "/admin/django_secure_sessions/securesession/"
@@ -287,7 +287,7 @@ def test_the_sessions_page_says_unknown_device_and_how_the_session_began(
 ) -> None:
     importer = make_user(username="imported-user")
     store_class.import_session(
-        importable_key(str(importer.pk)),
+        OTHER_ENGINE_KEY,
         {USER_ID_KEY: str(importer.pk)},
         int(LOGIN.timestamp()) + 3600,
     )

@@ -1,5 +1,5 @@
 """The Redis engine on Redis Cluster: what only the cluster mode has (routing tags, walks
-over every primary, importsessions refusing keys it can't route). The rest of the Redis
+over every primary, sessions of Django's engines imported under new keys). The rest of the Redis
 part of the suite runs on the cluster too, with ``REDIS_CLUSTER=1`` (tests/redis_server.py);
 these tests are skipped, saying why, in the other modes.
 """
@@ -7,11 +7,14 @@ these tests are skipped, saying why, in the other modes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from io import StringIO
+from typing import cast
 
 import pytest
 import time_machine
-from django.contrib.auth.models import AbstractBaseUser
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoDbStore
 from django.core.exceptions import ImproperlyConfigured
@@ -21,7 +24,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from redis.cluster import RedisCluster
 
 from django_secure_sessions import list_user_sessions, revoke_user_sessions
-from django_secure_sessions.backends import routing
+from django_secure_sessions.backends import aliases, routing
 from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key
 from django_secure_sessions.signals import session_rotated
 from tests.redis_server import RedisClusterServers
@@ -40,6 +43,8 @@ from tests.sessions import (
 )
 
 REDIS_ENGINE = "django_secure_sessions.backends.redis"
+DJANGO_DB_ENGINE = "django.contrib.sessions.backends.db"
+SUSPICIOUS = "django.security.SuspiciousSession"
 
 
 @pytest.fixture
@@ -100,7 +105,7 @@ def test_a_users_sessions_share_the_slot_of_the_users_index(
     for store in stores:
         key = store.session_key
         assert key is not None
-        assert key[: routing.TAG_LENGTH] == routing.user_tag(user_id(user)) != user_id(user)
+        assert routing.key_tag(key) == routing.user_tag(user_id(user)) != user_id(user)
         assert len(key) - routing.TAG_LENGTH == routing.RANDOM_LENGTH == 28  # ~144 bits
     assert revoke_user_sessions(user) == 3
     assert storage.session_ids() == set()
@@ -117,15 +122,20 @@ def test_anonymous_sessions_spread_over_the_primaries(
     assert len(primaries) == len(cluster.get_primaries()) == 3  # type: ignore[no-untyped-call]
 
 
-def test_a_key_without_a_routing_tag_is_refused_without_a_round_trip(
-    store_class: StoreClass, storage: Storage
+@pytest.mark.parametrize("key", ["zzzz" + "a" * 28, "abcd" + "a" * 28])
+def test_a_key_of_djangos_engines_costs_one_round_trip_the_look_for_its_alias(
+    store_class: StoreClass, storage: Storage, key: str
 ) -> None:
-    store = store_class("zzzz" + "a" * 28)  # the right length and characters, no tag
+    """Even one that starts with four hex digits: a routing tag is in capitals."""
+    loaded(store_class, key)  # its primary has the script cached from now on
+    store = store_class(key)
 
     with storage.round_trips() as trips:
         data = dict(store.items())
 
-    assert (data, store.session_key, trips.total) == ({}, None, 0)
+    assert (data, store.session_key) == ({}, None)
+    assert (trips.commands, trips.total) == ({"evalsha": 1}, 1)
+    assert storage.dump() == {}  # looking wrote nothing
 
 
 @pytest.mark.parametrize(
@@ -160,7 +170,7 @@ def test_a_login_moves_the_session_to_a_key_with_the_users_tag(
         admin_login(client, admin)  # rotates the key, then puts the user id in the data
 
     key = session_key_of(client)
-    assert key[: routing.TAG_LENGTH] == routing.user_tag(user_id(admin))
+    assert routing.key_tag(key) == routing.user_tag(user_id(admin))
     assert storage.session_ids() == storage.user_index(user_id(admin)) == {session_id_for_key(key)}
     # Login's own rotation, then the move to the user's tag at the response's save.
     assert len(rotations) == 2
@@ -186,7 +196,7 @@ def test_a_session_whose_user_changes_without_a_new_key_moves_to_the_new_users_s
 
     assert store.session_key is not None
     assert store.session_key != old_key
-    assert store.session_key[: routing.TAG_LENGTH] == routing.user_tag(user_id(bob))
+    assert routing.key_tag(store.session_key) == routing.user_tag(user_id(bob))
     assert storage.user_index(user_id(alice)) == set()
     assert storage.user_index(user_id(bob)) == {store.session_id}
     assert storage.session_ids() == {store.session_id}
@@ -233,7 +243,7 @@ async def test_async_a_session_whose_user_changes_moves_and_a_revoked_one_stays_
     await moved.aset(USER_ID_KEY, user_id(bob))
     await moved.asave()
     assert moved.session_key is not None
-    assert moved.session_key[: routing.TAG_LENGTH] == routing.user_tag(user_id(bob))
+    assert routing.key_tag(moved.session_key) == routing.user_tag(user_id(bob))
 
     revoked = store_class()
     await revoked.aset(USER_ID_KEY, user_id(carol))
@@ -266,23 +276,180 @@ def test_after_a_secret_rotation_the_users_old_sessions_are_still_listed_and_rev
     assert storage.session_ids() == set()
 
 
-def test_importsessions_refuses_the_keys_of_djangos_engines(
+# -- sessions of Django's engines ------------------------------------------------------------
+
+
+def django_session(settings: SettingsWrapper, user: AbstractBaseUser | None = None) -> Client:
+    """A browser with a session of Django's db engine (signed in as ``user``, or with a
+    cart), made while that engine was SESSION_ENGINE; then ours is."""
+    settings.SESSION_ENGINE = DJANGO_DB_ENGINE
+    browser = Client()
+    if user is None:
+        store = DjangoDbStore()
+        store["cart"] = ["book"]
+        store.save()
+        assert store.session_key is not None
+        browser.cookies[settings.SESSION_COOKIE_NAME] = store.session_key
+    else:
+        browser.force_login(cast(User, user))
+    settings.SESSION_ENGINE = REDIS_ENGINE
+    return browser
+
+
+def imported() -> str:
+    out = StringIO()
+    call_command("importsessions", stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def whoami(client: Client) -> str:
+    """Who the client is signed in as ("": anonymous, sent to log in)."""
+    response = client.get("/whoami/")
+    assert response.status_code in {200, 302}
+    return response.content.decode() if response.status_code == 200 else ""
+
+
+def alias_name(old_key: str) -> str:
+    return f"secure_sessions:a:{aliases.alias_id(old_key)}"
+
+
+def with_cookie(key: str) -> Client:
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = key
+    return client
+
+
+def test_an_imported_session_keeps_its_browser_signed_in_under_a_key_with_the_users_tag(
     cluster: RedisCluster, settings: SettingsWrapper, storage: Storage, user: AbstractBaseUser
 ) -> None:
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
-    django_session = DjangoDbStore()
-    django_session[USER_ID_KEY] = user_id(user)
-    django_session.save()
-    settings.SESSION_ENGINE = REDIS_ENGINE
-    out, errors = StringIO(), StringIO()
+    browser = django_session(settings, user)
+    old_key = session_key_of(browser)
 
-    call_command("importsessions", stdout=out, stderr=errors)
+    assert imported().splitlines() == ["Imported 1 session from Django's db engine."]
+    assert whoami(browser) == user.get_username()
+
+    new_key = session_key_of(browser)  # the response swapped the cookie
+    assert new_key != old_key
+    assert routing.key_tag(new_key) == routing.user_tag(user_id(user))
+    assert storage.user_index(user_id(user)) == {session_id_for_key(new_key)}
+    assert [info.id for info in list_user_sessions(user)] == [session_id_for_key(new_key)]
+    # Neither key is in Redis: the alias holds the new one sealed with the old.
+    stored = repr(storage.dump())
+    assert old_key not in stored
+    assert new_key not in stored
+    assert whoami(browser) == user.get_username()
+    assert revoke_user_sessions(user) == 1
+    assert whoami(with_cookie(old_key)) == ""  # the alias leads to nothing now
+
+
+def test_an_imported_anonymous_session_keeps_its_data_and_gets_a_key_of_ours(
+    cluster: RedisCluster, settings: SettingsWrapper, storage: Storage
+) -> None:
+    browser = django_session(settings)
+    old_key = session_key_of(browser)
+    imported()
+
+    assert browser.get("/cart/add/").content == b"book,book"
+
+    new_key = session_key_of(browser)
+    assert new_key != old_key
+    assert routing.has_tag(new_key)
+    assert storage.session_ids() == {session_id_for_key(new_key)}
+    assert browser.get("/cart/add/").content == b"book,book,book"
+
+
+def test_the_old_cookie_works_for_a_minute_after_its_first_use_and_then_no_more(
+    cluster: RedisCluster,
+    settings: SettingsWrapper,
+    user: AbstractBaseUser,
+    time_machine: time_machine.TimeMachineFixture,
+) -> None:
+    time_machine.move_to(START, tick=False)
+    browser = django_session(settings, user)
+    old_key = session_key_of(browser)
+    imported()
+    assert whoami(browser) == user.get_username()  # the first request swaps the cookie
+    new_key = session_key_of(browser)
+
+    # Requests sent at once with the old cookie (another tab, an XHR) all find it ...
+    time_machine.move_to(START + timedelta(seconds=aliases.FOLLOW_GRACE))
+    tab = with_cookie(old_key)
+    assert whoami(tab) == user.get_username()
+    assert session_key_of(tab) == new_key
+    # ... and a minute later, the old cookie is no session any more; the new one is.
+    time_machine.move_to(START + timedelta(seconds=aliases.FOLLOW_GRACE + 1))
+    assert whoami(with_cookie(old_key)) == ""
+    assert whoami(browser) == user.get_username()
+
+
+def test_importsessions_on_cluster_twice_and_dry_run(
+    cluster: RedisCluster, settings: SettingsWrapper, storage: Storage, user: AbstractBaseUser
+) -> None:
+    browser = django_session(settings, user)
+    django_session(settings)  # and an anonymous cart
+    out = StringIO()
+
+    call_command("importsessions", "--dry-run", "-v", "2", stdout=out)
+    assert storage.dump() == {}
+    assert imported().splitlines() == ["Imported 2 sessions from Django's db engine."]
+    stored = storage.dump()
+    assert imported().splitlines() == [
+        "Imported 0 sessions from Django's db engine; 2 already imported."
+    ]
 
     assert out.getvalue().splitlines() == [
-        "Imported 0 sessions from Django's db engine; 1 refused (see above)."
+        "  session (under a new key): would be imported",
+        "  session (under a new key): would be imported",
+        "Would import 2 sessions from Django's db engine.",
     ]
-    assert "does not: its browser signs in again" in errors.getvalue()
-    assert storage.session_ids() == set()
+    assert storage.dump() == stored
+    assert whoami(browser) == user.get_username()
+
+
+def test_an_alias_copied_or_corrupted_leads_nowhere_and_is_logged(
+    cluster: RedisCluster,
+    settings: SettingsWrapper,
+    make_user: Callable[..., AbstractBaseUser],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    alices = session_key_of(django_session(settings, make_user()))
+    mallorys = session_key_of(django_session(settings, make_user()))
+    imported()
+    alices_alias, mallorys_alias = (alias_name(key) for key in (alices, mallorys))
+    # Mallory makes her cookie's alias hold what Alice's does: it is bound to Alice's.
+    cluster.hset(mallorys_alias, "k", cluster.hget(alices_alias, "k"))
+    cluster.hset(alices_alias, "t", "not a time")
+
+    assert whoami(with_cookie(mallorys)) == ""
+    assert whoami(with_cookie(alices)) == ""
+
+    assert [r.getMessage() for r in caplog.records if r.name == SUSPICIOUS] == [
+        f"Session data corrupted or tampered with (session {aliases.alias_id(key)})"
+        for key in (mallorys, alices)
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("async_redis_cleanup", "async_db_cleanup")
+async def test_async_a_load_follows_the_alias_of_an_imported_session(
+    cluster: RedisCluster,
+    settings: SettingsWrapper,
+    store_class: StoreClass,
+    make_user: Callable[..., AbstractBaseUser],
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    user = await sync_to_async(make_user)()
+    old_key = session_key_of(await sync_to_async(django_session)(settings, user))
+    await sync_to_async(imported)()
+
+    store = store_class(old_key)
+    assert await store.aget(USER_ID_KEY) == user_id(user)
+    assert store.session_key is not None
+    assert routing.key_tag(store.session_key) == routing.user_tag(user_id(user))
+    assert store.modified  # so the response sends the new cookie
+    assert await store_class(store.session_key).aget(USER_ID_KEY) == user_id(user)
 
 
 def test_the_walks_cover_every_primary(

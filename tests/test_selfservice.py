@@ -43,7 +43,7 @@ from tests.browsing import (
     sign_in,
 )
 from tests.marks import async_test
-from tests.sessions import capture, importable_key
+from tests.sessions import OTHER_ENGINE_KEY, capture
 
 StoreClass = type[SecureSessionBase]
 MakeUser = Callable[..., User]
@@ -154,7 +154,7 @@ def test_a_session_without_client_details_is_an_unknown_device_and_says_how_it_b
     script.force_login(people.alice)  # outside a request: nothing to bind it to yet
     alice_id = str(people.alice.pk)
     store_class.import_session(
-        importable_key(alice_id), {USER_ID_KEY: alice_id}, int(LOGIN.timestamp()) + 3600
+        OTHER_ENGINE_KEY, {USER_ID_KEY: alice_id}, int(LOGIN.timestamp()) + 3600
     )
 
     page = people.laptop.get(LIST).content.decode()

@@ -217,7 +217,7 @@ def failover_cluster(
 
 def primary_port_of(cluster: RedisCluster, key: str) -> int:
     """The port of the primary holding the session of ``key`` (its slot: its tag's)."""
-    node = cluster.get_node_from_key("{" + key[: routing.TAG_LENGTH] + "}")  # type: ignore[no-untyped-call]
+    node = cluster.get_node_from_key("{" + routing.key_tag(key) + "}")  # type: ignore[no-untyped-call]
     return int(node.port)
 
 
@@ -275,7 +275,7 @@ def test_redis_cluster_primary_killed_during_traffic_fails_closed_and_resurrects
             # died may not have reached its replica (docs/howto/redis.rst says so).
             # WAIT makes sure it has, here, so that what is checked is the engine.
             with redis.Redis(port=killed) as primary:
-                primary.set("{" + (first.session_key or "")[: routing.TAG_LENGTH] + "}-wait", 1)
+                primary.set("{" + routing.key_tag(first.session_key or "") + "}-wait", 1)
                 assert primary.wait(1, 5000) == 1
             since = len(server.log())
 

@@ -183,12 +183,15 @@ _SESSION_ID_STATE: Final = hashlib.blake2b(
 
 
 def is_valid_session_key(key: object) -> bool:
+    """Whether ``key`` has the shape of a key: of Django's engines (and of ours on a single
+    server), or on Redis Cluster of ours there (backends/routing.py)."""
     return (
         isinstance(key, str)
         and len(key) == KEY_LENGTH
-        and _KEY_RE.fullmatch(key) is not None
-        # On Redis Cluster every key we mint starts with its routing tag.
-        and (not routing.enabled() or routing.has_tag(key))
+        and (
+            _KEY_RE.fullmatch(key) is not None
+            or (routing.enabled() and routing.TAGGED_KEY_RE.fullmatch(key) is not None)
+        )
     )
 
 
@@ -210,11 +213,13 @@ def session_id_for_key(session_key: str) -> str:
     On Redis Cluster, the id starts with the key's routing tag instead of the digest's
     first digits (backends/routing.py): the tag is not secret (it is no part of the
     key's randomness), and the rest of the digest, 144 bits, keeps the properties above.
+    A key without a tag (another engine's, see backends/aliases.py) has the plain digest
+    as its id: its first characters are as secret as the rest, and never shown.
     """
     digest = _SESSION_ID_STATE.copy()
     digest.update(session_key.encode())
-    if routing.enabled():
-        return session_key[: routing.TAG_LENGTH] + digest.hexdigest()[routing.TAG_LENGTH :]
+    if routing.enabled() and routing.has_tag(session_key):
+        return routing.key_tag(session_key) + digest.hexdigest()[routing.TAG_LENGTH :]
     return digest.hexdigest()
 
 
@@ -486,6 +491,17 @@ class EndedSession:
     session_id: str
     user_id: str | None
     reason: timeouts.EndReason
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedSession:
+    """What ``import_session`` did (or, in a dry run, would do) with a session of
+    another engine: the public id it has here, and whether it is ``new`` (False: it was
+    imported before). The id is "" in a dry run that would store the session under a
+    key not chosen yet (see the Redis engine on Cluster)."""
+
+    session_id: str
+    new: bool
 
 
 # What identifies a version of a stored record (see StoredRecord).
@@ -780,13 +796,21 @@ class SecureSessionBase(SessionBase):
         key = self.session_key
         if key is None:
             return {}
-        session_id = session_id_for_key(key)
         try:
-            record = self._read(session_id)
+            session_id, record = self._find(key)
         except self.storage_errors as error:
             return self._unreadable(error)
         outage.answered(type(self).__module__)
         return self._adopt(session_id, record)
+
+    def _find(self, key: str) -> tuple[str, StoredRecord | None]:
+        """The id and the record of the session a cookie's key names (one round trip)."""
+        session_id = session_id_for_key(key)
+        return session_id, self._read(session_id)
+
+    async def _afind(self, key: str) -> tuple[str, StoredRecord | None]:
+        session_id = session_id_for_key(key)
+        return session_id, await self._aread(session_id)
 
     def _unreadable(self, error: BaseException) -> dict[str, Any]:
         """Fail closed when the storage can't be read: without it, a valid session can't
@@ -820,9 +844,8 @@ class SecureSessionBase(SessionBase):
         key = self.session_key
         if key is None:
             return {}
-        session_id = session_id_for_key(key)
         try:
-            record = await self._aread(session_id)
+            session_id, record = await self._afind(key)
         except self.storage_errors as error:
             return self._unreadable(error)
         outage.answered(type(self).__module__)
@@ -1324,10 +1347,10 @@ class SecureSessionBase(SessionBase):
     @classmethod
     def import_session(
         cls, session_key: str, data: dict[str, Any], expires: int, *, dry_run: bool = False
-    ) -> bool:
+    ) -> ImportedSession | None:
         """Store a session of another engine under its own key, so its cookie keeps
-        working; False if the key is malformed or already stored here. With ``dry_run``,
-        only tell whether it would be stored.
+        working; None if the key is malformed (nothing is stored). With ``dry_run``, only
+        tell what would be stored.
 
         What another engine doesn't record is filled in as of now: created and last
         authentication (so the timeouts count from the import), and the client binding
@@ -1335,19 +1358,30 @@ class SecureSessionBase(SessionBase):
         ``SensitiveDataError`` or ``SessionTooLarge`` as assigning and saving ``data``
         would.
         """
+        importing = cls._importing(session_key, data, expires)
+        if importing is None:
+            return None
+        store, pending = importing
+        if dry_run:
+            return ImportedSession(pending.session_id, new=not store.exists(session_key))
+        try:
+            store._write(pending, must_create=True)
+        except CreateError:
+            return ImportedSession(pending.session_id, new=False)
+        return ImportedSession(pending.session_id, new=True)
+
+    @classmethod
+    def _importing(
+        cls, session_key: str, data: dict[str, Any], expires: int
+    ) -> tuple[SecureSessionBase, PendingWrite] | None:
+        """A store for a session of another engine under ``session_key``, and what
+        importing it writes (None if the key is malformed); no I/O."""
         store = cls(session_key)
         if store.session_key is None:
-            return False
+            return None
         # The guards of assignment apply: a session holding a forbidden key is refused.
         store._checked(data)
         now = now_epoch()
         store.meta = replace(store._new_meta(now), origin=ORIGIN_IMPORTED)
         session_id = session_id_for_key(session_key)
-        pending = store._prepare(session_id, data, True, max(expires - now, 1))
-        if dry_run:
-            return not store.exists(session_key)
-        try:
-            store._write(pending, must_create=True)
-        except CreateError:
-            return False
-        return True
+        return store, store._prepare(session_id, data, True, max(expires - now, 1))

@@ -10,7 +10,11 @@ Layout, under the cache's ``KEY_PREFIX``:
 - ``secure_sessions:u:<user id>``: a sorted set per user, session ids scored by their
   expiry, pruned on every write, expiring with the user's last session;
 - ``secure_sessions:f:<user id>``: a hash of a user's re-authentication attempts in the
-  current window (``n``) and when it started (``t``), expiring when the window ends.
+  current window (``n``) and when it started (``t``), expiring when the window ends;
+- on Redis Cluster only, ``secure_sessions:a:<alias id>``: the alias that a session of
+  another engine, imported under a new key, leaves under its old key (backends/aliases.py):
+  ``k``, the new key sealed, and ``t``, set once the alias has been followed; expiring
+  with the session, or ``aliases.FOLLOW_GRACE`` after it was first followed.
 
 Every operation is one round trip: a load is one ``HGET`` and one signature to verify;
 a save, index included, one Lua script that writes only if the session exists (or, to
@@ -56,13 +60,14 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
 
-from ..exceptions import SessionNotRoutable, SessionStorageUnavailable
+from ..exceptions import SessionStorageUnavailable
 from ..timeouts import EXPIRY_GRACE
-from . import routing
+from . import aliases, routing
 from .base import (
     DECODE_ERRORS,
     SIGNATURE_LENGTH,
     USER_ID_KEY,
+    ImportedSession,
     PendingWrite,
     SecureSessionBase,
     SessionInfo,
@@ -73,11 +78,13 @@ from .base import (
     decode_prefix,
     dumps,
     is_valid_session_key,
+    logger,
     now_epoch,
     report_corrupt,
     session_id_for_key,
     sign,
     unsign,
+    user_id_in,
 )
 
 
@@ -173,6 +180,29 @@ if start + tonumber(ARGV[2]) > tonumber(ARGV[1]) and count > 0 then
   redis.call('HINCRBY', KEYS[1], 'n', -1)
 end
 return 0
+""")
+
+# KEYS[1]: an alias (see backends/aliases.py); ARGV[1]: the sealed new key; ARGV[2]: its
+# TTL in seconds. Returns 1 if it stored the alias, 0 if one was there already.
+_CREATE_ALIAS: Final = _Script("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'k', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+""")
+
+# KEYS[1]: an alias; ARGV[1]: now; ARGV[2]: aliases.FOLLOW_GRACE. Returns the sealed new
+# key and when the alias was first followed (nil if there is no such alias); the first
+# time, records now as that time and shortens what is left of the alias to the grace
+# period (the caller refuses an alias followed longer ago, whatever Redis still holds).
+_FOLLOW: Final = _Script("""
+local sealed = redis.call('HGET', KEYS[1], 'k')
+if not sealed then return false end
+if redis.call('HSETNX', KEYS[1], 't', ARGV[1]) == 1 and
+    redis.call('TTL', KEYS[1]) > tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {sealed, redis.call('HGET', KEYS[1], 't')}
 """)
 
 # The name of a session's hash from its id, in the scripts that find sessions through an
@@ -312,6 +342,12 @@ class _Keys:
 
     def reauth_attempts(self, user_id: str) -> str:
         return f"{self.prefix}f:{user_id}"
+
+    def alias(self, old_key: str) -> str:
+        """The name of the alias an import left under ``old_key`` (on Cluster only): a
+        key of its own, in whatever slot its name hashes to, as only the old key can
+        find it."""
+        return f"{self.prefix}a:{aliases.alias_id(old_key)}"
 
     @property
     def session_prefix(self) -> str:
@@ -474,11 +510,6 @@ def _connection() -> _Connection:
     return connection
 
 
-_NOT_ROUTABLE: Final = (
-    "On Redis Cluster, a session is stored under a key that carries its user's routing "
-    "tag, and this key, minted by another engine, does not: its browser signs in again."
-)
-
 _CLUSTER_PREFIX: Final = (
     "SECURE_SESSIONS_REDIS_CLUSTER is True, but the cache's KEY_PREFIX {prefix!r} has a "
     "brace: Redis Cluster would take it for the keys' hash tag, and a session and its "
@@ -639,8 +670,11 @@ class SessionStore(SecureSessionBase):
         return routing.new_key(None if user_id is None else str(user_id))
 
     def _store(self, pending: PendingWrite, must_create: bool) -> None:
-        if must_create or pending.ends_at_once or self._fits(pending):
+        if pending.ends_at_once or self._fits(pending):
             super()._store(pending, must_create)
+            return
+        if must_create:
+            super()._store(self._rekeyed(pending), must_create)
             return
         with self._writing():
             previous = pending.session_id
@@ -650,14 +684,17 @@ class SessionStore(SecureSessionBase):
             self._rotated(previous)
 
     async def _astore(self, pending: PendingWrite, must_create: bool) -> None:
-        if must_create or pending.ends_at_once or self._fits(pending):
+        if pending.ends_at_once or self._fits(pending):
             await super()._astore(pending, must_create)
             return
-        client = _async_client()
-        if client is None:
-            await sync_to_async(self._store)(pending, must_create)
+        if must_create:
+            await super()._astore(self._rekeyed(pending), must_create)
             return
         with self._writing():
+            client = _async_client()
+            if client is None:
+                await sync_to_async(self._store)(pending, must_create)
+                return
             previous = pending.session_id
             names = [_connection().keys.session(previous)]
             moved = self._rerouting(pending, await _arun(client, _DELETE, names, [previous]))
@@ -665,8 +702,22 @@ class SessionStore(SecureSessionBase):
             self._rotated(previous)
 
     def _fits(self, pending: PendingWrite) -> bool:
+        """Whether the session may be written under its key: always on a single server;
+        on Cluster, if the key carries a routing tag, its user's (an anonymous session's
+        any). A key without one came from another engine (a cookie whose alias this
+        request did not find, or a key handed to the constructor): nothing is stored
+        under it, where no index could find it."""
         key = self.session_key
-        return key is None or not routing.enabled() or routing.fits(key, pending.meta.user_id)
+        return (
+            key is None
+            or not routing.enabled()
+            or (routing.has_tag(key) and routing.fits(key, pending.meta.user_id))
+        )
+
+    def _rekeyed(self, pending: PendingWrite) -> PendingWrite:
+        """``pending``, to be written under a new key with its user's routing tag."""
+        key = self._session_key = routing.new_key(pending.meta.user_id)
+        return replace(pending, session_id=session_id_for_key(key))
 
     def _rerouting(self, pending: PendingWrite, taken: Sequence[Any]) -> PendingWrite:
         """What a save writes when the session's key does not fit its user (on Cluster:
@@ -684,9 +735,55 @@ class SessionStore(SecureSessionBase):
         if record is None or expires is None or int(expires) <= now_epoch():
             raise UpdateError
         payload = pending.payload if pending.data_changed else record.payload
-        key = self._session_key = routing.new_key(pending.meta.user_id)
-        new_id = session_id_for_key(key)
-        return replace(pending, session_id=new_id, data_changed=True, payload=payload)
+        return replace(self._rekeyed(pending), data_changed=True, payload=payload)
+
+    def _find(self, key: str) -> tuple[str, StoredRecord | None]:
+        """On Cluster, a key of Django's engines (no routing tag) names no session of
+        ours, only the alias an import may have left: the look for it is its load's one
+        round trip, and one more follows only if it leads to a session."""
+        if not routing.enabled() or routing.has_tag(key):
+            return super()._find(key)
+        session_id = session_id_for_key(key)
+        connection = _connection()
+        names, args = [connection.keys.alias(key)], [now_epoch(), aliases.FOLLOW_GRACE]
+        moved = self._followed(key, _run(connection.client, _FOLLOW, names, args))
+        return (session_id, None) if moved is None else (moved, self._read(moved))
+
+    async def _afind(self, key: str) -> tuple[str, StoredRecord | None]:
+        client = _async_client()
+        if not routing.enabled() or routing.has_tag(key) or client is None:
+            return await super()._afind(key)
+        session_id = session_id_for_key(key)
+        names, args = [_connection().keys.alias(key)], [now_epoch(), aliases.FOLLOW_GRACE]
+        moved = self._followed(key, await _arun(client, _FOLLOW, names, args))
+        return (session_id, None) if moved is None else (moved, await self._aread(moved))
+
+    def _followed(self, old_key: str, found: Any) -> str | None:
+        """After the alias of ``old_key`` was looked up (``found``, what _FOLLOW answered):
+        the id of the session it leads to, now this store's (None if none).
+
+        The session takes its own key, and is marked modified, so that the response
+        sends its browser the new cookie (and the save records its first activity).
+        Everything else about it, the binding to its first client included, is as for
+        any session: the alias gives no more than the old cookie did with its engine.
+        """
+        if found is None:
+            return None
+        sealed, followed = found
+        followed_at = _text(followed) or ""
+        new_key = aliases.unseal(old_key, _text(sealed) or "")
+        if new_key is None or not followed_at.isdigit():
+            report_corrupt(aliases.alias_id(old_key))
+            return None
+        if now_epoch() - int(followed_at) > aliases.FOLLOW_GRACE:
+            return None  # the old cookie's grace is over (see aliases.FOLLOW_GRACE)
+        self._session_key = new_key
+        self.modified = True
+        session_id = session_id_for_key(new_key)
+        logger.info(
+            "Imported session %s: its browser's key of the other engine replaced", session_id
+        )
+        return session_id
 
     def _read(self, session_id: str) -> StoredRecord | None:
         connection = _connection()
@@ -764,16 +861,47 @@ class SessionStore(SecureSessionBase):
     @classmethod
     def import_session(
         cls, session_key: str, data: dict[str, Any], expires: int, *, dry_run: bool = False
-    ) -> bool:
-        # On Cluster, only a key with a routing tag that fits its user can be stored: any
-        # other would put a signed-in session out of reach of its user's index.
-        user_id = data.get(USER_ID_KEY)
-        if routing.enabled() and not (
-            is_valid_session_key(session_key)
-            and routing.fits(session_key, None if user_id is None else str(user_id))
-        ):
-            raise SessionNotRoutable(_NOT_ROUTABLE)
-        return super().import_session(session_key, data, expires, dry_run=dry_run)
+    ) -> ImportedSession | None:
+        """On Cluster, a session of Django's engines (its key has no routing tag) is
+        stored under a new key of ours, and the old key leads to it through an alias
+        (backends/aliases.py) until its browser's first request swaps the cookie (see
+        ``_find``). A key with a tag (one of ours) is stored as it is if its tag is its
+        user's, else refused (None: no index could find it)."""
+        if not (routing.enabled() and is_valid_session_key(session_key)):
+            return super().import_session(session_key, data, expires, dry_run=dry_run)
+        if routing.has_tag(session_key):
+            # Not a key of Django's engines: one of ours, where it fits.
+            if not routing.fits(session_key, user_id_in(data)):
+                return None
+            return super().import_session(session_key, data, expires, dry_run=dry_run)
+        return cls._import_under_new_key(session_key, data, expires, dry_run=dry_run)
+
+    @classmethod
+    def _import_under_new_key(
+        cls, old_key: str, data: dict[str, Any], expires: int, *, dry_run: bool
+    ) -> ImportedSession | None:
+        importing = cls._importing(routing.new_key(user_id_in(data)), data, expires)
+        if importing is None:  # never: the key is ours
+            return None
+        store, pending = importing
+        connection = _connection()
+        name = connection.keys.alias(old_key)
+        earlier = connection.client.hget(name, "k")
+        if earlier is not None:
+            # Imported before: the id it was given then, if the alias is still sound.
+            found = aliases.unseal(old_key, _text(earlier) or "")
+            return ImportedSession("" if found is None else session_id_for_key(found), new=False)
+        if dry_run:
+            return ImportedSession("", new=True)
+        # A new key colliding with a stored one (CreateError) is as unlikely as any.
+        store._write(pending, must_create=True)
+        sealed = aliases.seal(old_key, store.session_key or "")
+        ttl = max(pending.meta.expires - now_epoch(), 1)
+        if not _run(connection.client, _CREATE_ALIAS, [name], [sealed, ttl]):
+            # A concurrent import got in first: its copy is the one the cookie leads to.
+            cls.remove_session(pending.session_id)
+            return ImportedSession("", new=False)
+        return ImportedSession(pending.session_id, new=True)
 
     @classmethod
     def expired_batches(

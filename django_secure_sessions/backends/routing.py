@@ -7,6 +7,12 @@ digits, and the session's id starts with the same tag (see
 ``base.session_id_for_key``); the Redis names of the session and of its user's index
 both carry it as their ``{tag}``, so they hash to the same slot.
 
+In the key, the tag's digits are written as the capitals ``A`` to ``P`` (``0`` to ``f``):
+the keys of Django's engines are lowercase letters and digits only, so a key of ours can
+never be taken for one of theirs, nor theirs for ours. A key of theirs names no session
+of ours, only the alias that an import left (backends/aliases.py), and the look for it
+is the one round trip of its load, as the look for the session is the one of ours.
+
 - A signed-in session's tag is its user's: a keyed digest of the user id (never the id
   itself, which is often a small number anyone could hash), under a key derived from
   ``SECRET_KEY``. All the sessions of a user and their index then share a slot, and
@@ -47,7 +53,12 @@ from ..conf import conf
 TAG_LENGTH: Final = 4
 # 32 characters in all, as Django's keys: a key stays a key's shape whatever the mode.
 RANDOM_LENGTH: Final = 32 - TAG_LENGTH
-_TAG_RE: Final = re.compile(f"[0-9a-f]{{{TAG_LENGTH}}}")
+# A key of ours on Cluster: its tag in capitals, then random characters as Django's.
+TAGGED_KEY_RE: Final = re.compile(
+    f"[A-P]{{{TAG_LENGTH}}}[{re.escape(VALID_KEY_CHARS)}]{{{RANDOM_LENGTH}}}"
+)
+_TO_KEY: Final = str.maketrans("0123456789abcdef", "ABCDEFGHIJKLMNOP")
+_FROM_KEY: Final = str.maketrans("ABCDEFGHIJKLMNOP", "0123456789abcdef")
 
 # The keys of the user tags (current SECRET_KEY first, then the fallbacks), derived once;
 # and whether routing is on: both read on every request.
@@ -111,18 +122,23 @@ def user_tags(user_id: str) -> list[str]:
 
 
 def has_tag(key: str) -> bool:
-    """Whether a key (of the right length and characters) starts with a routing tag."""
-    return _TAG_RE.match(key) is not None
+    """Whether a key is one of ours on Cluster: it starts with a routing tag."""
+    return TAGGED_KEY_RE.fullmatch(key) is not None
+
+
+def key_tag(key: str) -> str:
+    """The routing tag of a key that has one (``has_tag``), as hex digits."""
+    return key[:TAG_LENGTH].translate(_FROM_KEY)
 
 
 def new_key(user_id: str | None) -> str:
     """A new session key: the user's tag (a random one for an anonymous session), then
     ``RANDOM_LENGTH`` random characters."""
     tag = secrets.token_hex(TAG_LENGTH // 2) if user_id is None else user_tag(user_id)
-    return tag + get_random_string(RANDOM_LENGTH, VALID_KEY_CHARS)
+    return tag.translate(_TO_KEY) + get_random_string(RANDOM_LENGTH, VALID_KEY_CHARS)
 
 
 def fits(key: str, user_id: str | None) -> bool:
-    """Whether a session of ``user_id`` may be stored under ``key``: an anonymous one
-    anywhere; a signed-in one only under its user's current tag."""
-    return user_id is None or hmac.compare_digest(key[:TAG_LENGTH], user_tag(user_id))
+    """Whether a session of ``user_id`` may be stored under ``key``, one of ours: an
+    anonymous one under any tag; a signed-in one only under its user's current tag."""
+    return user_id is None or hmac.compare_digest(key_tag(key), user_tag(user_id))

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from ...backends.base import SecureSessionBase, now_epoch, session_id_for_key
-from ...exceptions import SensitiveDataError, SessionNotRoutable, SessionTooLarge
+from ...exceptions import SensitiveDataError, SessionTooLarge
 from ._common import SessionCommand, configured_store, counted, storage_errors_reported
 
 # (session key, data, expiry in epoch seconds)
@@ -51,10 +51,10 @@ class Command(SessionCommand):
         outcomes: Counter[str] = Counter()
         with storage_errors_reported(store):
             for key, data, expires in found:
-                outcome = self._import(store, key, data, expires, dry_run=dry_run)
+                outcome, session_id = self._import(store, key, data, expires, dry_run=dry_run)
                 outcomes[outcome] += 1
                 what = DETAIL[outcome] if not dry_run else f"would be {DETAIL[outcome]}"
-                self.detail(f"  session {session_id_for_key(key)}: {what}")
+                self.detail(f"  session {session_id or '(under a new key)'}: {what}")
         verb = "Would import" if dry_run else "Imported"
         imported = counted(outcomes["imported"], "session", "sessions")
         summary = [f"{verb} {imported} from Django's {source} engine"]
@@ -72,17 +72,21 @@ class Command(SessionCommand):
         expires: int,
         *,
         dry_run: bool,
-    ) -> str:
+    ) -> tuple[str, str]:
         """What became (or, with ``dry_run``, would become) of one session: "imported",
-        "already" (imported) or "refused"."""
+        "already" (imported) or "refused"; and its public id here ("" if it goes under
+        a key not chosen yet: see the Redis engine on Cluster)."""
         try:
             imported = store.import_session(key, data, expires, dry_run=dry_run)
-            return "imported" if imported else "already"
-        except (SessionTooLarge, SensitiveDataError, SessionNotRoutable) as exc:
+        except (SessionTooLarge, SensitiveDataError) as exc:
             # Its browser is signed out by the switch of engine; what it held is not
             # stored where this app's guards would have refused it.
             self.stderr.write(f"Refused a session: {exc}")
-            return "refused"
+            return "refused", session_id_for_key(key)
+        if imported is None:
+            self.stderr.write("Refused a session: its key is not one that Django's engines make.")
+            return "refused", ""
+        return ("imported" if imported.new else "already"), imported.session_id
 
     @staticmethod
     def _from_db(database: str | None) -> Iterator[Found]:
