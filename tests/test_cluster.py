@@ -27,6 +27,7 @@ from django_secure_sessions import list_user_sessions, revoke_user_sessions
 from django_secure_sessions.backends import aliases, routing
 from django_secure_sessions.backends.base import USER_ID_KEY, session_id_for_key
 from django_secure_sessions.signals import session_rotated
+from tests.marks import async_test
 from tests.redis_server import RedisClusterServers
 from tests.sessions import (
     START,
@@ -225,9 +226,7 @@ def test_a_session_revoked_before_its_move_is_not_brought_back(
     assert storage.user_index(user_id(bob)) == set()
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("async_redis_cleanup", "async_db_cleanup")
+@async_test
 async def test_async_a_session_whose_user_changes_moves_and_a_revoked_one_stays_revoked(
     cluster: RedisCluster,
     store_class: StoreClass,
@@ -429,9 +428,7 @@ def test_an_alias_copied_or_corrupted_leads_nowhere_and_is_logged(
     ]
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("async_redis_cleanup", "async_db_cleanup")
+@async_test
 async def test_async_a_load_follows_the_alias_of_an_imported_session(
     cluster: RedisCluster,
     settings: SettingsWrapper,
