@@ -381,6 +381,35 @@ def test_the_old_cookie_works_for_a_minute_after_its_first_use_and_then_no_more(
     assert whoami(browser) == user.get_username()
 
 
+def test_two_requests_that_follow_the_alias_at_once_both_keep_the_session(
+    cluster: RedisCluster,
+    settings: SettingsWrapper,
+    store_class: StoreClass,
+    storage: Storage,
+    user: AbstractBaseUser,
+) -> None:
+    """A page and its XHR, both sent with the old cookie: each loads the session through
+    the alias before either saves, each binds it to the client, and the second save,
+    meeting the first, merges onto it (no 400, no new session)."""
+    old_key = session_key_of(django_session(settings, user))
+    imported()
+    page, xhr = loaded(store_class, old_key), loaded(store_class, old_key)
+    page.bind_client("192.0.2.1", "Firefox")
+    page["page"] = "seen"
+    xhr.bind_client("192.0.2.1", "Firefox")
+    xhr["xhr"] = "seen"
+
+    page.save()
+    xhr.save()
+
+    assert page.session_key == xhr.session_key
+    assert page.session_key is not None
+    assert routing.key_tag(page.session_key) == routing.user_tag(user_id(user))
+    assert storage.session_ids() == {page.session_id}
+    after = loaded(store_class, page.session_key)
+    assert (after[USER_ID_KEY], after["page"], after["xhr"]) == (user_id(user), "seen", "seen")
+
+
 def test_importsessions_on_cluster_twice_and_dry_run(
     cluster: RedisCluster, settings: SettingsWrapper, storage: Storage, user: AbstractBaseUser
 ) -> None:
