@@ -510,6 +510,11 @@ def _connection() -> _Connection:
     return connection
 
 
+def _follow_call(old_key: str) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of _FOLLOW for the alias of ``old_key``."""
+    return [_connection().keys.alias(old_key)], [now_epoch(), aliases.FOLLOW_GRACE]
+
+
 _CLUSTER_PREFIX: Final = (
     "SECURE_SESSIONS_REDIS_CLUSTER is True, but the cache's KEY_PREFIX {prefix!r} has a "
     "brace: Redis Cluster would take it for the keys' hash tag, and a session and its "
@@ -743,20 +748,20 @@ class SessionStore(SecureSessionBase):
         round trip, and one more follows only if it leads to a session."""
         if not routing.enabled() or routing.has_tag(key):
             return super()._find(key)
-        session_id = session_id_for_key(key)
-        connection = _connection()
-        names, args = [connection.keys.alias(key)], [now_epoch(), aliases.FOLLOW_GRACE]
-        moved = self._followed(key, _run(connection.client, _FOLLOW, names, args))
-        return (session_id, None) if moved is None else (moved, self._read(moved))
+        client = _connection().client
+        moved = self._followed(key, _run(client, _FOLLOW, *_follow_call(key)))
+        return (session_id_for_key(key), None) if moved is None else (moved, self._read(moved))
 
     async def _afind(self, key: str) -> tuple[str, StoredRecord | None]:
-        client = _async_client()
-        if not routing.enabled() or routing.has_tag(key) or client is None:
+        if not routing.enabled() or routing.has_tag(key):
             return await super()._afind(key)
-        session_id = session_id_for_key(key)
-        names, args = [_connection().keys.alias(key)], [now_epoch(), aliases.FOLLOW_GRACE]
-        moved = self._followed(key, await _arun(client, _FOLLOW, names, args))
-        return (session_id, None) if moved is None else (moved, await self._aread(moved))
+        client = _async_client()
+        if client is None:
+            return await sync_to_async(self._find)(key)
+        moved = self._followed(key, await _arun(client, _FOLLOW, *_follow_call(key)))
+        if moved is None:
+            return session_id_for_key(key), None
+        return moved, await self._aread(moved)
 
     def _followed(self, old_key: str, found: Any) -> str | None:
         """After the alias of ``old_key`` was looked up (``found``, what _FOLLOW answered):
